@@ -1,0 +1,51 @@
+# Drives CMake and the test suites.  `make run` and `make check` do all the
+# set-up on a fresh Debian 12 machine (as root): packages, build, templates.
+
+BUILD       ?= build
+BUILD_ASAN  ?= build-asan
+HSP_ROOT    ?= /var/lib/hsp
+HSP_RUN_DIR ?= /run/hsp
+JOBS        ?= $(shell nproc)
+
+.PHONY: all deps build build-asan run check unit unit-asan integration vm-test bench format clean
+
+all: build
+
+deps:
+	@sh scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DHSP_SANITIZE=ON >/dev/null
+	@cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+run: build
+	@HSP=$(BUILD)/src/runtime/hsp-runtime HSP_ROOT=$(HSP_ROOT) HSP_RUN_DIR=$(HSP_RUN_DIR) \
+		sh scripts/run.sh
+
+unit: build
+	@cd $(BUILD) && ctest --output-on-failure
+
+unit-asan: build-asan
+	@cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --output-on-failure
+
+integration: build
+	@HSP=$(CURDIR)/$(BUILD)/src/runtime/hsp-runtime bash test/integration/run.sh
+
+vm-test: build
+	@HSP_BUILD=$(CURDIR)/$(BUILD) bash test/vm/run.sh
+
+check: unit unit-asan integration vm-test
+
+bench: build
+	@HSP=$(CURDIR)/$(BUILD)/src/runtime/hsp-runtime bash bench/run.sh
+
+format:
+	@find src test -name '*.[ch]' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs every Debian package hsp needs to build, run and test. Idempotent:
+# packages already present are not reinstalled, and apt is only touched when
+# something is missing.
+set -eu
+
+PKGS="
+build-essential cmake pkg-config git clang-format
+libcgroup-dev libseccomp-dev libcap-dev libjson-c-dev libarchive-dev libzstd-dev
+check valgrind
+busybox-static zstd tar iproute2 util-linux procps bc
+crun hyperfine
+qemu-system-x86 cpio kmod
+"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -n "$missing" ]; then
+	echo "install-deps: installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

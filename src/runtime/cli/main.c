@@ -1,0 +1,105 @@
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+	const char *name;
+	cli_verb_fn fn;
+	const char *help;
+} verbs[] = {
+    {"create", cmd_create, "create NAME --template T [--hostname H] [limits]"},
+    {"start", cmd_start, "start NAME"},
+    {"stop", cmd_stop, "stop NAME [--timeout S]"},
+    {"kill", cmd_kill, "kill NAME"},
+    {"restart", cmd_restart, "restart NAME [--timeout S]"},
+    {"exec", cmd_exec, "exec [-t] [--user UID[:GID]] [--cwd DIR] NAME -- CMD..."},
+    {"enter", cmd_enter, "enter NAME"},
+    {"run", cmd_run, "run NAME [-- CMD...]   (foreground; exits with the VE's status)"},
+    {"state", cmd_state, "state NAME [--json]"},
+    {"list", cmd_list, "list [--json]"},
+    {"set", cmd_set, "set NAME [limits]"},
+    {"destroy", cmd_destroy, "destroy NAME [--force]"},
+    {"template", cmd_template, "template list [--json] | template import NAME SOURCE ..."},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: hsp-runtime [--root DIR] [--run-dir DIR] VERB ...\n\nverbs:\n");
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		fprintf(f, "  %s\n", verbs[i].help);
+	fprintf(f, "\nlimits: --memory BYTES --swap BYTES --cpus N --cpu-weight W --pids N "
+		   "--io-weight W\n(sizes accept K, M, G, T suffixes)\n");
+}
+
+int cli_usage(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "hsp-runtime: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, " (see hsp-runtime --help)\n");
+	va_end(ap);
+	return EXIT_USAGE;
+}
+
+int cli_fail(hsp_error_t *err)
+{
+	fprintf(stderr, "hsp-runtime: %s\n", *err && (*err)->msg ? (*err)->msg : "unknown error");
+	hsp_error_release(err);
+	return 1;
+}
+
+int cli_open(struct cli *g, hsp_runtime_t **rt)
+{
+	hsp_error_t err = NULL;
+	if (hsp_runtime_open(rt, g->root, g->run_dir, &err) < 0)
+		return cli_fail(&err);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli g = {.root = getenv("HSP_ROOT"), .run_dir = getenv("HSP_RUN_DIR")};
+	static const struct option opts[] = {
+	    {"root", required_argument, NULL, 'r'},
+	    {"run-dir", required_argument, NULL, 'R'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+	/* '+' stops at the verb: its options are its own. */
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			g.root = optarg;
+			break;
+		case 'R':
+			g.run_dir = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			return cli_usage("invalid option");
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	g.verb = argv[optind];
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strcmp(verbs[i].name, g.verb) == 0) {
+			int vargc = argc - optind;
+			char **vargv = argv + optind;
+			optind = 0; /* reset getopt for the verb */
+			return verbs[i].fn(&g, vargc, vargv);
+		}
+	}
+	return cli_usage("unknown verb `%s`", g.verb);
+}

@@ -1,0 +1,160 @@
+/* Creating and destroying VEs.  A VE exists once its config.json is written,
+ * which happens last; every failure before that removes what was made. */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "template.h"
+#include "utils.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int validate_limits(const struct hsp_limits *l, hsp_error_t *err)
+{
+	if ((l->set & HSP_LIMIT_MEMORY) && l->memory != 0 && l->memory < (4ULL << 20))
+		return hsp_make_error(err, ERANGE, "invalid memory limit: at least 4M is needed");
+	if ((l->set & HSP_LIMIT_SWAP) && !(l->set & HSP_LIMIT_MEMORY))
+		return hsp_make_error(err, EINVAL, "a swap limit needs a memory limit");
+	if ((l->set & HSP_LIMIT_CPU_WEIGHT) && (l->cpu_weight < 1 || l->cpu_weight > 10000))
+		return hsp_make_error(err, ERANGE,
+				      "invalid cpu weight: must be between 1 and 10000");
+	if ((l->set & HSP_LIMIT_IO_WEIGHT) && (l->io_weight < 1 || l->io_weight > 10000))
+		return hsp_make_error(err, ERANGE,
+				      "invalid io weight: must be between 1 and 10000");
+	if ((l->set & HSP_LIMIT_PIDS) && l->pids != 0 && l->pids < 8)
+		return hsp_make_error(err, ERANGE, "invalid pids limit: at least 8 are needed");
+	return hsp_cgroup_check_limits(l, err);
+}
+
+int hsp_limits_validate(const struct hsp_limits *l, hsp_error_t *err)
+{
+	return validate_limits(l, err);
+}
+
+static int fill_config(struct hsp_ve_config *c, const char *name, const struct hsp_create_opts *o,
+		       const struct hsp_template *t, hsp_error_t *err)
+{
+	c->name = strdup(name);
+	c->hostname = strdup(o->hostname ? o->hostname : name);
+	c->template = strdup(t->name);
+	char *const *init = o->init && o->init[0] ? o->init : t->init;
+	size_t n = hsp_strv_len(init);
+	c->init = calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		c->init[i] = strdup(init[i]);
+	c->limits = o->limits;
+	c->created = time(NULL);
+	const char *sig =
+	    o->stop_signal ? o->stop_signal : (t->stop_signal ? t->stop_signal : "SIGTERM");
+	int r = hsp_parse_signal(sig, &c->stop_signal, err);
+	if (r < 0)
+		return r;
+	if (n == 0 || init[0][0] != '/')
+		return hsp_make_error(err, EINVAL, "invalid init command: needs an absolute path");
+	return 0;
+}
+
+static int create_locked(hsp_runtime_t *rt, struct hsp_ve_config *c, const struct hsp_template *t,
+			 hsp_error_t *err)
+{
+	cleanup_free char *dir = hsp_ve_dir(rt, c->name);
+	cleanup_free char *cfg = hsp_strdup_printf("%s/config.json", dir);
+	if (access(cfg, F_OK) == 0)
+		return hsp_make_error(err, EEXIST, "VE `%s` already exists", c->name);
+	/* A directory without config.json is what an interrupted create left. */
+	int r = hsp_rm_rf(dir, err);
+	if (r < 0)
+		return r;
+	r = hsp_idmap_allocate(rt, &c->id_base, err);
+	if (r < 0)
+		return r;
+	cleanup_free char *ves = hsp_strdup_printf("%s/ves", rt->root);
+	if (mkdir(ves, 0711) < 0 && errno != EEXIST)
+		return hsp_make_errno(err, errno, "mkdir `%s`", ves);
+	if (mkdir(dir, 0711) < 0)
+		return hsp_make_errno(err, errno, "mkdir `%s`", dir);
+	cleanup_free char *rootfs = hsp_ve_rootfs(rt, c->name);
+	r = hsp_rootfs_populate(t, rootfs, c->id_base, err);
+	if (r == 0)
+		r = hsp_config_save(rt, c, err);
+	if (r < 0) {
+		hsp_error_t ignored = NULL;
+		hsp_rm_rf(dir, &ignored);
+		hsp_error_release(&ignored);
+	}
+	return r;
+}
+
+int hsp_ve_create(hsp_runtime_t *rt, const char *name, const struct hsp_create_opts *o,
+		  hsp_error_t *err)
+{
+	int r = hsp_validate_name(name, "VE", err);
+	if (r == 0 && o->hostname)
+		r = hsp_validate_hostname(o->hostname, err);
+	if (r == 0)
+		r = validate_limits(&o->limits, err);
+	if (r == 0 && (o->template == NULL || *o->template == '\0'))
+		r = hsp_make_error(err, EINVAL, "a template is required (--template)");
+	if (r < 0)
+		return r;
+
+	struct hsp_template t = {0};
+	struct hsp_ve_config c = {0};
+	r = hsp_template_resolve(rt->root, o->template, &t, err);
+	if (r == 0)
+		r = fill_config(&c, name, o, &t, err);
+	if (r == 0) {
+		cleanup_close int lock = hsp_lock_root(rt, err);
+		r = lock < 0 ? lock : create_locked(rt, &c, &t, err);
+	}
+	hsp_config_clear(&c);
+	hsp_template_clear(&t);
+	return r;
+}
+
+int hsp_ve_destroy(hsp_runtime_t *rt, const char *name, bool force, hsp_error_t *err)
+{
+	int r = hsp_validate_name(name, "VE", err);
+	if (r < 0)
+		return r;
+	struct hsp_ve_config c;
+	r = hsp_config_load(rt, name, &c, err);
+	if (r < 0)
+		return r;
+	hsp_config_clear(&c);
+	if (hsp_ve_is_running(rt, name)) {
+		if (!force)
+			return hsp_make_error(
+			    err, EBUSY, "VE `%s` is running: stop it first or use --force", name);
+		r = hsp_ve_kill(rt, name, err);
+		if (r < 0 && r != -EINVAL)
+			return r;
+		hsp_error_release(err);
+	}
+	cleanup_close int rootlock = hsp_lock_root(rt, err);
+	if (rootlock < 0)
+		return rootlock;
+	cleanup_close int lock = hsp_lock_ve(rt, name, err);
+	if (lock < 0)
+		return lock;
+	if (hsp_ve_is_running(rt, name))
+		return hsp_make_error(err, EBUSY, "VE `%s` was started again meanwhile", name);
+	/* config.json goes first: from then on the VE does not exist, even if
+	 * removing its files is interrupted. */
+	cleanup_free char *dir = hsp_ve_dir(rt, name);
+	cleanup_free char *cfg = hsp_strdup_printf("%s/config.json", dir);
+	if (unlink(cfg) < 0)
+		return hsp_make_errno(err, errno, "remove `%s`", cfg);
+	r = hsp_rm_rf(dir, err);
+	cleanup_free char *rundir = hsp_ve_run_dir(rt, name);
+	hsp_error_t ignored = NULL;
+	hsp_rm_rf(rundir, &ignored);
+	hsp_error_release(&ignored);
+	cleanup_free char *lockpath = hsp_strdup_printf("%s/%s.lock", rt->run_dir, name);
+	unlink(lockpath);
+	return r;
+}

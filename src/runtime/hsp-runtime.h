@@ -1,0 +1,120 @@
+/* libhsp-runtime: full-OS virtual environments (VEs) on one node.
+ *
+ * Every call returns 0 (or a count) on success, or a negative errno with *err
+ * set to a one-line message.  The handle is opaque; one handle is one
+ * runtime instance (a root dir for persistent data and a run dir for the
+ * state of running VEs), so several instances can share a machine. */
+#ifndef HSP_RUNTIME_H
+#define HSP_RUNTIME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+#define HSP_DEFAULT_ROOT "/var/lib/hsp"
+#define HSP_DEFAULT_RUN_DIR "/run/hsp"
+#define HSP_IDMAP_SIZE 65536U
+
+typedef struct hsp_runtime hsp_runtime_t;
+
+/* Resource limits.  A field is meaningful only when its bit is in `set`;
+ * 0 in a set field of memory/pids/cpus means "unlimited", while a swap of 0
+ * means "no swap".  Unset swap leaves swap use unbounded. */
+enum {
+	HSP_LIMIT_MEMORY = 1 << 0,     /* bytes of RAM */
+	HSP_LIMIT_SWAP = 1 << 1,       /* bytes of swap on top of memory, 0 = none */
+	HSP_LIMIT_CPUS = 1 << 2,       /* quota, in thousandths of a CPU */
+	HSP_LIMIT_CPU_WEIGHT = 1 << 3, /* 1..10000, cgroup v2 scale */
+	HSP_LIMIT_PIDS = 1 << 4,       /* max tasks */
+	HSP_LIMIT_IO_WEIGHT = 1 << 5,  /* 1..10000, cgroup v2 scale */
+};
+
+struct hsp_limits {
+	unsigned set;
+	uint64_t memory;
+	uint64_t swap;
+	uint64_t cpus_milli;
+	uint64_t cpu_weight;
+	uint64_t pids;
+	uint64_t io_weight;
+};
+
+struct hsp_usage {
+	uint64_t memory; /* bytes in use */
+	uint64_t swap;	 /* bytes of swap in use */
+	uint64_t cpu_ns; /* cumulative CPU time */
+	uint64_t pids;	 /* tasks */
+};
+
+struct hsp_create_opts {
+	const char *template;	 /* store name, rootfs directory, or .tar.zst */
+	const char *hostname;	 /* default: the VE name */
+	char *const *init;	 /* overrides the template's init command */
+	const char *stop_signal; /* overrides the template's stop signal */
+	struct hsp_limits limits;
+};
+
+enum hsp_ve_status {
+	HSP_VE_STOPPED,
+	HSP_VE_RUNNING,
+	HSP_VE_STOPPING,
+};
+
+struct hsp_ve_info {
+	char *name;
+	char *hostname;
+	char *template;
+	enum hsp_ve_status status;
+	pid_t init_pid;	   /* host pid, 0 when stopped */
+	pid_t monitor_pid; /* host pid, 0 when stopped */
+	int64_t started;   /* unix time of the last start, 0 when stopped */
+	unsigned restarts; /* restarts caused by reboot inside the VE */
+	int last_exit;	   /* wait status of the last init, -1 if none */
+	uid_t id_base;	   /* first host id of the VE's 65536-id range */
+	struct hsp_limits limits;
+	struct hsp_usage usage; /* valid when running */
+};
+
+struct hsp_exec_opts {
+	char *const *argv;
+	char *const *env; /* NULL: a minimal default environment */
+	const char *cwd;  /* default "/" */
+	bool tty;	  /* allocate a pty inside the VE and proxy it */
+	uid_t uid;	  /* inside the VE */
+	gid_t gid;
+};
+
+int hsp_runtime_open(hsp_runtime_t **rt, const char *root, const char *run_dir, hsp_error_t *err);
+void hsp_runtime_close(hsp_runtime_t *rt);
+/* The absolute root dir (templates live under it). */
+const char *hsp_runtime_root(const hsp_runtime_t *rt);
+
+int hsp_ve_create(hsp_runtime_t *rt, const char *name, const struct hsp_create_opts *opts,
+		  hsp_error_t *err);
+int hsp_ve_start(hsp_runtime_t *rt, const char *name, hsp_error_t *err);
+/* Starts the VE with the caller as its monitor (optionally with another
+ * init command) and returns when it stops, with init's exit status (0-255,
+ * or 128+signal) in *status. */
+int hsp_ve_run(hsp_runtime_t *rt, const char *name, char *const *init, int *status,
+	       hsp_error_t *err);
+int hsp_ve_stop(hsp_runtime_t *rt, const char *name, unsigned timeout_s, hsp_error_t *err);
+int hsp_ve_kill(hsp_runtime_t *rt, const char *name, hsp_error_t *err);
+int hsp_ve_restart(hsp_runtime_t *rt, const char *name, unsigned timeout_s, hsp_error_t *err);
+/* Runs a command in a running VE and returns its exit status (0-255, or
+ * 128+signal) in *status. */
+int hsp_ve_exec(hsp_runtime_t *rt, const char *name, const struct hsp_exec_opts *opts, int *status,
+		hsp_error_t *err);
+int hsp_ve_info(hsp_runtime_t *rt, const char *name, struct hsp_ve_info *info, hsp_error_t *err);
+void hsp_ve_info_clear(struct hsp_ve_info *info);
+/* Fills *names with a NULL-terminated sorted list; returns the count. */
+int hsp_ve_list(hsp_runtime_t *rt, char ***names, hsp_error_t *err);
+/* Merges `limits` into the VE's configuration, applying them live if it runs. */
+int hsp_ve_set(hsp_runtime_t *rt, const char *name, const struct hsp_limits *limits,
+	       hsp_error_t *err);
+int hsp_ve_destroy(hsp_runtime_t *rt, const char *name, bool force, hsp_error_t *err);
+
+const char *hsp_ve_status_name(enum hsp_ve_status s);
+
+#endif

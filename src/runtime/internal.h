@@ -1,0 +1,91 @@
+/* Internal structures shared by the runtime's verbs. */
+#ifndef HSP_INTERNAL_H
+#define HSP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+#include "hsp-runtime.h"
+
+struct hsp_runtime {
+	char *root;
+	char *run_dir;
+	char *instance; /* short hash of root: names per-instance cgroups */
+	enum hsp_cgroup_mode cg_mode;
+};
+
+/* What a VE is: persisted as <root>/ves/<name>/config.json.  Its presence
+ * marks a complete VE; a directory without it is the debris of a failed
+ * create. */
+struct hsp_ve_config {
+	char *name;
+	char *hostname;
+	char *template;
+	char **init; /* NULL-terminated */
+	int stop_signal;
+	uid_t id_base;
+	struct hsp_limits limits;
+	int64_t created;
+};
+
+/* What a running (or last run) VE is: <run_dir>/<name>/state.json, written
+ * by its monitor. */
+struct hsp_run_state {
+	pid_t monitor_pid;
+	pid_t init_pid;
+	uint64_t init_start; /* /proc/<pid>/stat starttime, guards pid reuse */
+	int64_t started;
+	unsigned restarts;
+	int last_exit;
+	char *cgroup; /* hsp_cgroup_path() */
+};
+
+/* Paths (malloc'd). */
+char *hsp_ve_dir(hsp_runtime_t *rt, const char *name);
+char *hsp_ve_rootfs(hsp_runtime_t *rt, const char *name);
+char *hsp_ve_run_dir(hsp_runtime_t *rt, const char *name);
+char *hsp_cache_dir(hsp_runtime_t *rt);
+
+/* flock()-based locks; return an fd to close, or -errno with *err. */
+int hsp_lock_root(hsp_runtime_t *rt, hsp_error_t *err);
+int hsp_lock_ve(hsp_runtime_t *rt, const char *name, hsp_error_t *err);
+/* 1 if the VE's monitor holds its lock, 0 if not. */
+int hsp_ve_is_running(hsp_runtime_t *rt, const char *name);
+/* Waits up to timeout_ms for the monitor to exit; 0 or -ETIMEDOUT. */
+int hsp_wait_monitor_gone(hsp_runtime_t *rt, const char *name, unsigned timeout_ms);
+
+int hsp_config_load(hsp_runtime_t *rt, const char *name, struct hsp_ve_config *c, hsp_error_t *err);
+int hsp_config_save(hsp_runtime_t *rt, const struct hsp_ve_config *c, hsp_error_t *err);
+void hsp_config_clear(struct hsp_ve_config *c);
+/* Every complete VE's name (NULL-terminated, sorted); returns the count. */
+int hsp_config_names(hsp_runtime_t *rt, char ***names, hsp_error_t *err);
+
+int hsp_state_load(hsp_runtime_t *rt, const char *name, struct hsp_run_state *st, hsp_error_t *err);
+int hsp_state_save(hsp_runtime_t *rt, const char *name, const struct hsp_run_state *st,
+		   hsp_error_t *err);
+void hsp_state_clear(struct hsp_run_state *st);
+
+/* Id ranges: first base and the pure picker (unit-tested). */
+#define HSP_IDMAP_FIRST 0x100000U
+#define HSP_IDMAP_COUNT 4000U
+int hsp_idmap_pick(const uid_t *used, size_t n, uid_t *base);
+int hsp_idmap_allocate(hsp_runtime_t *rt, uid_t *base, hsp_error_t *err);
+
+/* /proc/<pid>/stat starttime, or 0 if the process is gone. */
+uint64_t hsp_pid_starttime(pid_t pid);
+/* A pidfd for the state's init if it is still that process, else -ESRCH. */
+int hsp_state_init_pidfd(const struct hsp_run_state *st);
+
+/* Range checks plus what this host's cgroups can enforce. */
+int hsp_limits_validate(const struct hsp_limits *l, hsp_error_t *err);
+
+/* Starts the VE's init under a monitor.  With `foreground`, the calling
+ * process is the monitor and returns the VE's last exit status in *status
+ * when it stops; otherwise a detached monitor is forked and this returns
+ * once init has been exec'd. */
+int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override, bool foreground,
+		int *status, hsp_error_t *err);
+
+#endif

@@ -1,0 +1,342 @@
+/* Starting VEs and the per-VE monitor.
+ *
+ * The monitor is a small detached process (child subreaper) that owns the
+ * VE's init: it records init's exit, boots the VE again when it rebooted
+ * itself (init killed by SIGHUP in its pid namespace), stops it on poweroff
+ * (SIGINT) or any other exit, and removes the VE's cgroups afterwards.  It
+ * holds <run>/<name>/monitor.lock for its whole life: that lock, not a pid,
+ * is what "running" means, so a new runtime process re-adopts running VEs
+ * from the run dir alone. */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "seccomp.h"
+#include "spawn.h"
+#include "utils.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct boot {
+	hsp_runtime_t *rt;
+	struct hsp_ve_config cfg;
+	char *rootfs;
+	char *const *argv;
+	struct hsp_seccomp_prog *seccomp;
+	struct hsp_cgroup *cg;
+	struct hsp_run_state st;
+};
+
+static void boot_clear(struct boot *b)
+{
+	hsp_config_clear(&b->cfg);
+	free(b->rootfs);
+	hsp_seccomp_free(b->seccomp);
+	hsp_cgroup_free(b->cg);
+	hsp_state_clear(&b->st);
+}
+
+static char *stop_marker(hsp_runtime_t *rt, const char *name)
+{
+	return hsp_strdup_printf("%s/%s/stop", rt->run_dir, name);
+}
+
+static int spawn(struct boot *b, hsp_error_t *err)
+{
+	struct hsp_spawn s = {
+	    .rootfs = b->rootfs,
+	    .hostname = b->cfg.hostname,
+	    .argv = b->argv,
+	    .id_base = b->cfg.id_base,
+	    .cg_mode = b->rt->cg_mode,
+	    .cg = b->cg,
+	    .seccomp = b->seccomp,
+	};
+	pid_t pid;
+	int r = hsp_spawn_init(&s, &pid, err);
+	if (r < 0)
+		return r;
+	b->st.init_pid = pid;
+	b->st.init_start = hsp_pid_starttime(pid);
+	b->st.started = time(NULL);
+	hsp_error_t ignored = NULL;
+	/* The state file is advisory for readers; a write failure must not
+	 * take down a VE that is running. */
+	hsp_state_save(b->rt, b->cfg.name, &b->st, &ignored);
+	hsp_error_release(&ignored);
+	return 0;
+}
+
+/* Waits for init, reaping any orphan handed to us as subreaper. */
+static int wait_init(pid_t init)
+{
+	for (;;) {
+		int status;
+		pid_t p = waitpid(-1, &status, 0);
+		if (p == init)
+			return status;
+		if (p < 0 && errno == ECHILD)
+			return 0;
+	}
+}
+
+/* Kills anything left in the VE's cgroups (processes that escaped the
+ * pid namespace cannot exist, but a failed boot may leave a child) and
+ * removes the groups. */
+static void teardown(struct boot *b)
+{
+	hsp_error_t ignored = NULL;
+	for (int i = 0; i < 50; i++) {
+		pid_t *pids = NULL;
+		int n = hsp_cgroup_pids(b->cg, &pids, &ignored);
+		hsp_error_release(&ignored);
+		for (int j = 0; j < n; j++)
+			kill(pids[j], SIGKILL);
+		free(pids);
+		if (n <= 0 && hsp_cgroup_destroy(b->cg, &ignored) == 0)
+			break;
+		hsp_error_release(&ignored);
+		usleep(20000);
+	}
+	hsp_error_release(&ignored);
+	b->st.init_pid = 0;
+	b->st.init_start = 0;
+	b->st.monitor_pid = 0;
+	hsp_state_save(b->rt, b->cfg.name, &b->st, &ignored);
+	hsp_error_release(&ignored);
+	cleanup_free char *marker = stop_marker(b->rt, b->cfg.name);
+	unlink(marker);
+}
+
+/* Runs the VE until it stops; returns init's last wait status. */
+static int supervise(struct boot *b)
+{
+	cleanup_free char *marker = stop_marker(b->rt, b->cfg.name);
+	for (;;) {
+		int status = wait_init(b->st.init_pid);
+		b->st.last_exit = status;
+		bool rebooted = WIFSIGNALED(status) && WTERMSIG(status) == SIGHUP;
+		if (!rebooted || access(marker, F_OK) == 0)
+			break;
+		/* The pid namespace died with init; wait for its tasks to leave
+		 * the cgroup before the new init joins it. */
+		for (int i = 0; i < 100; i++) {
+			pid_t *pids = NULL;
+			hsp_error_t ignored = NULL;
+			int n = hsp_cgroup_pids(b->cg, &pids, &ignored);
+			hsp_error_release(&ignored);
+			free(pids);
+			if (n <= 0)
+				break;
+			usleep(10000);
+		}
+		b->st.restarts++;
+		hsp_error_t err = NULL;
+		if (spawn(b, &err) < 0) {
+			hsp_error_release(&err);
+			break;
+		}
+	}
+	teardown(b);
+	return b->st.last_exit;
+}
+
+static void report(int fd, int r, hsp_error_t err)
+{
+	char buf[600];
+	int n = r < 0 ? snprintf(buf, sizeof(buf), "%d\t%s", err->status, err->msg)
+		      : snprintf(buf, sizeof(buf), "0\t");
+	if (n > (int)sizeof(buf))
+		n = sizeof(buf);
+	if (write(fd, buf, n) < 0) {
+		/* the caller is gone: nobody to tell */
+	}
+}
+
+static int take_monitor_lock(hsp_runtime_t *rt, const char *name, hsp_error_t *err)
+{
+	cleanup_free char *p = hsp_strdup_printf("%s/%s/monitor.lock", rt->run_dir, name);
+	int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return hsp_make_errno(err, errno, "open `%s`", p);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return hsp_make_error(err, EBUSY, "VE `%s` is already running", name);
+	}
+	return fd;
+}
+
+static int first_boot(struct boot *b, hsp_error_t *err)
+{
+	b->st.monitor_pid = getpid();
+	b->st.last_exit = -1;
+	int r = hsp_cgroup_create(b->rt->instance, b->cfg.name, &b->cfg.limits, &b->cg, err);
+	if (r < 0)
+		return r;
+	b->st.cgroup = strdup(hsp_cgroup_path(b->cg));
+	r = spawn(b, err);
+	if (r < 0)
+		teardown(b);
+	return r;
+}
+
+static __attribute__((noreturn)) void monitor_main(struct boot *b, int report_fd)
+{
+	/* Detached from the caller's session and files: the VE outlives it. */
+	if (chdir("/") < 0)
+		_exit(1);
+	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int i = 0; i < 3 && nul >= 0; i++)
+		dup2(nul, i);
+	if (report_fd != 3) {
+		dup2(report_fd, 3);
+		report_fd = 3;
+	}
+	syscall(SYS_close_range, 4, ~0U, 0);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	prctl(PR_SET_NAME, "hsp-monitor");
+
+	hsp_error_t err = NULL;
+	int lock = take_monitor_lock(b->rt, b->cfg.name, &err);
+	int r = lock < 0 ? lock : first_boot(b, &err);
+	report(report_fd, r, err);
+	close(report_fd);
+	if (r < 0)
+		_exit(1);
+	supervise(b);
+	_exit(0);
+}
+
+static int read_report(int fd, hsp_error_t *err)
+{
+	char buf[600];
+	ssize_t n, total = 0;
+	while ((n = read(fd, buf + total, sizeof(buf) - 1 - total)) > 0 ||
+	       (n < 0 && errno == EINTR))
+		if (n > 0)
+			total += n;
+	buf[total] = '\0';
+	if (total == 0)
+		return hsp_make_error(err, EIO, "VE monitor died before reporting");
+	int e = atoi(buf);
+	if (e == 0)
+		return 0;
+	char *tab = strchr(buf, '\t');
+	return hsp_make_error(err, e, "%s", tab ? tab + 1 : buf);
+}
+
+static int detach_monitor(struct boot *b, hsp_error_t *err)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return hsp_make_errno(err, errno, "pipe");
+	pid_t mid = fork();
+	if (mid == 0) {
+		close(p[0]);
+		setsid();
+		/* Double fork: the monitor is nobody's child but init's (or the
+		 * nearest subreaper's), so callers never have to reap it. */
+		if (fork() == 0)
+			monitor_main(b, p[1]);
+		_exit(0);
+	}
+	int e = errno;
+	close(p[1]);
+	if (mid < 0) {
+		close(p[0]);
+		return hsp_make_errno(err, e, "fork monitor");
+	}
+	waitpid(mid, NULL, 0);
+	int r = read_report(p[0], err);
+	close(p[0]);
+	return r;
+}
+
+static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_override, struct boot *b,
+		   hsp_error_t *err)
+{
+	b->rt = rt;
+	int r = hsp_config_load(rt, name, &b->cfg, err);
+	if (r < 0)
+		return r;
+	b->rootfs = hsp_ve_rootfs(rt, name);
+	b->argv = init_override && init_override[0] ? init_override : b->cfg.init;
+	if (access(b->rootfs, F_OK) < 0)
+		return hsp_make_errno(err, errno, "VE `%s`: root file system `%s`", name,
+				      b->rootfs);
+	cleanup_free char *cache = hsp_cache_dir(rt);
+	r = hsp_seccomp_load_cached(cache, &b->seccomp, err);
+	if (r < 0)
+		return r;
+	cleanup_free char *rundir = hsp_ve_run_dir(rt, name);
+	if (mkdir(rundir, 0700) < 0 && errno != EEXIST)
+		return hsp_make_errno(err, errno, "mkdir `%s`", rundir);
+	cleanup_free char *marker = stop_marker(rt, name);
+	unlink(marker);
+	return 0;
+}
+
+int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override, bool foreground,
+		int *status, hsp_error_t *err)
+{
+	int r = hsp_validate_name(name, "VE", err);
+	if (r < 0)
+		return r;
+	cleanup_close int oplock = hsp_lock_ve(rt, name, err);
+	if (oplock < 0)
+		return oplock;
+	cleanup_close int lock = -1;
+	int st;
+	struct boot b = {0};
+	r = prepare(rt, name, init_override, &b, err);
+	if (r == 0 && hsp_ve_is_running(rt, name))
+		r = hsp_make_error(err, EBUSY, "VE `%s` is already running", name);
+	if (r < 0)
+		goto out;
+	if (!foreground) {
+		r = detach_monitor(&b, err);
+		goto out;
+	}
+	lock = take_monitor_lock(rt, name, err);
+	if (lock < 0) {
+		r = lock;
+		goto out;
+	}
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	r = first_boot(&b, err);
+	if (r < 0)
+		goto out;
+	/* Let concurrent stop/exec in while the VE runs. */
+	close(steal_fd(&oplock));
+	st = supervise(&b);
+	if (status)
+		*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+out:
+	boot_clear(&b);
+	return r;
+}
+
+int hsp_ve_start(hsp_runtime_t *rt, const char *name, hsp_error_t *err)
+{
+	return hsp_ve_boot(rt, name, NULL, false, NULL, err);
+}
+
+int hsp_ve_run(hsp_runtime_t *rt, const char *name, char *const *init, int *status,
+	       hsp_error_t *err)
+{
+	return hsp_ve_boot(rt, name, init, true, status, err);
+}

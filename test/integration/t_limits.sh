@@ -1,0 +1,70 @@
+# Limits enforced by the kernel on real VEs.
+
+usage_of() { hsp state --json "$1" | sed -n '/"usage"/,/}/p' | sed -n "s/.*\"$2\": \([0-9]*\).*/\1/p"; }
+
+test_fork_bomb_held_at_pids_max() {
+	new_ve fb --pids 64
+	# A real fork bomb, bounded in time; it must hit the limit, not the host.
+	hsp exec fb -- sh -c 'b() { b | b & }; b' >/dev/null 2>&1 &
+	local bomb=$!
+	sleep 3
+	local n
+	n=$(usage_of fb pids)
+	[ "$n" -le 64 ] || fail "pids.current $n above 64"
+	[ "$n" -ge 40 ] || fail "fork bomb only reached $n tasks"
+	hsp kill fb
+	wait "$bomb" 2>/dev/null || true
+	assert_eq stopped "$(json_get "$(hsp state --json fb)" status)"
+}
+
+test_memory_hog_killed_inside_only() {
+	new_ve mh --memory 48M --swap 0
+	local init rc=0
+	init=$(json_get "$(hsp state --json mh)" init_pid)
+	hsp exec mh -- sh -c 'x=$(head -c 200000000 /dev/zero | tr "\0" a); echo survived' >/dev/null 2>&1 || rc=$?
+	[ "$rc" -eq 137 ] || fail "hog exit status $rc, expected 137 (SIGKILL by OOM)"
+	assert_eq running "$(json_get "$(hsp state --json mh)" status)" "VE after OOM"
+	assert_eq "$init" "$(json_get "$(hsp state --json mh)" init_pid)" "init after OOM"
+	assert_eq ok "$(hsp exec mh -- echo ok)" "VE usable after OOM"
+}
+
+test_cpu_quota_within_10_percent() {
+	new_ve cq --cpus 0.5
+	local c0 c1 t0 t1
+	hsp exec cq -- sh -c 'timeout 4 sh -c "while :; do :; done"; true' &
+	local job=$!
+	sleep 1
+	c0=$(usage_of cq cpu_ns)
+	t0=$(date +%s%N)
+	sleep 2
+	c1=$(usage_of cq cpu_ns)
+	t1=$(date +%s%N)
+	wait "$job"
+	local ratio
+	ratio=$(echo "scale=3; ($c1 - $c0) / ($t1 - $t0)" | bc)
+	echo "    cpu used: $ratio of a CPU (quota 0.5)"
+	[ "$(echo "$ratio >= 0.45 && $ratio <= 0.55" | bc)" = 1 ] || fail "cpu ratio $ratio outside 0.5 ±10%"
+}
+
+test_cpu_weight_applied() {
+	new_ve cw --cpu-weight 300
+	local v
+	v=$(hsp exec cw -- sh -c 'cat /sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || cat /sys/fs/cgroup/cpu.weight')
+	# v2 takes the weight as is; v1 gets the equivalent shares.
+	case "$v" in
+	300) ;;
+	*) [ "$v" -gt 1024 ] || fail "cpu weight 300 gave $v" ;;
+	esac
+}
+
+test_unsupported_limit_is_refused_cleanly() {
+	local io
+	io=$(find /sys/fs/cgroup -maxdepth 2 -name 'io.weight' -o -maxdepth 2 -name 'blkio.weight' -o -maxdepth 2 -name 'blkio.bfq.weight' | head -n1)
+	if [ -n "$io" ]; then
+		echo "    skipped: this host supports io weights ($io)"
+		return 0
+	fi
+	expect_fail hsp create iw --template busybox --io-weight 100
+	assert_match 'io weight' "$ERR"
+	[ ! -e "$T/root/ves/iw" ] || fail "half-created VE left"
+}
