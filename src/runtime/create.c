@@ -69,16 +69,15 @@ static int create_locked(hsp_runtime_t *rt, struct hsp_ve_config *c, const struc
 	int r = hsp_rm_rf(dir, err);
 	if (r < 0)
 		return r;
-	r = hsp_idmap_allocate(rt, &c->id_base, err);
-	if (r < 0)
-		return r;
 	cleanup_free char *ves = hsp_strdup_printf("%s/ves", rt->root);
 	if (mkdir(ves, 0711) < 0 && errno != EEXIST)
 		return hsp_make_errno(err, errno, "mkdir `%s`", ves);
 	if (mkdir(dir, 0711) < 0)
 		return hsp_make_errno(err, errno, "mkdir `%s`", dir);
 	cleanup_free char *rootfs = hsp_ve_rootfs(rt, c->name);
-	r = hsp_rootfs_populate(t, rootfs, c->id_base, err);
+	r = hsp_idmap_allocate(rt, c->name, &c->id_base, err);
+	if (r == 0)
+		r = hsp_rootfs_populate(t, rootfs, c->id_base, err);
 	if (r == 0)
 		r = hsp_config_save(rt, c, err);
 	if (r < 0) {
@@ -125,6 +124,7 @@ int hsp_ve_destroy(hsp_runtime_t *rt, const char *name, bool force, hsp_error_t 
 	r = hsp_config_load(rt, name, &c, err);
 	if (r < 0)
 		return r;
+	uid_t base = c.id_base;
 	hsp_config_clear(&c);
 	if (hsp_ve_is_running(rt, name)) {
 		if (!force)
@@ -150,6 +150,8 @@ int hsp_ve_destroy(hsp_runtime_t *rt, const char *name, bool force, hsp_error_t 
 	if (unlink(cfg) < 0)
 		return hsp_make_errno(err, errno, "remove `%s`", cfg);
 	r = hsp_rm_rf(dir, err);
+	if (r == 0)
+		hsp_idmap_release(rt, name, base);
 	cleanup_free char *rundir = hsp_ve_run_dir(rt, name);
 	hsp_error_t ignored = NULL;
 	hsp_rm_rf(rundir, &ignored);

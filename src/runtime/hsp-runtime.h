@@ -73,6 +73,7 @@ struct hsp_ve_info {
 	unsigned restarts; /* restarts caused by reboot inside the VE */
 	int last_exit;	   /* wait status of the last init, -1 if none */
 	uid_t id_base;	   /* first host id of the VE's 65536-id range */
+	char *cgroup;	   /* "<mode>;<controller>=<path>;..." while running */
 	struct hsp_limits limits;
 	struct hsp_usage usage; /* valid when running */
 };

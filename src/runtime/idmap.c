@@ -5,8 +5,14 @@
 #include "internal.h"
 #include "utils.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int cmp_uid(const void *a, const void *b)
 {
@@ -44,17 +50,63 @@ int hsp_idmap_pick(const uid_t *used, size_t n, uid_t *base)
 	return -ENOSPC;
 }
 
-int hsp_idmap_allocate(hsp_runtime_t *rt, uid_t *base, hsp_error_t *err)
+/* Ranges must not overlap across runtime instances either (tests and
+ * simulated nodes share a machine), so every allocation is also recorded
+ * in a machine-wide registry: one file per base, naming the VE directory
+ * that owns it.  An entry whose directory is gone is free again, so a
+ * crash never leaks a range; the VE directory exists from before the
+ * allocation until its destroy. */
+static const char *registry_dir(void)
+{
+	const char *d = getenv("HSP_ID_REGISTRY");
+	return d && *d ? d : "/var/lib/hsp-ids";
+}
+
+static bool entry_live(const char *reg, const char *entry)
+{
+	cleanup_free char *path = hsp_strdup_printf("%s/%s", reg, entry);
+	cleanup_free char *owner = NULL;
+	hsp_error_t ignored = NULL;
+	if (hsp_read_file(path, &owner, NULL, &ignored) < 0) {
+		hsp_error_release(&ignored);
+		return false;
+	}
+	owner[strcspn(owner, "\n")] = '\0';
+	struct stat st;
+	return owner[0] == '/' && stat(owner, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Adds the live bases of the registry to used[], growing it. */
+static int registry_used(const char *reg, uid_t **used, size_t *n, hsp_error_t *err)
+{
+	DIR *d = opendir(reg);
+	if (d == NULL)
+		return hsp_make_errno(err, errno, "open id registry `%s`", reg);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		unsigned long b = strtoul(de->d_name, &end, 10);
+		if (de->d_name[0] == '.' || *end != '\0' || !entry_live(reg, de->d_name))
+			continue;
+		uid_t *nu = realloc(*used, (*n + 1) * sizeof(uid_t));
+		if (nu == NULL) {
+			closedir(d);
+			return hsp_make_errno(err, ENOMEM, "allocate id range");
+		}
+		*used = nu;
+		(*used)[(*n)++] = (uid_t)b;
+	}
+	closedir(d);
+	return 0;
+}
+
+static int root_used(hsp_runtime_t *rt, uid_t **used, size_t *n, hsp_error_t *err)
 {
 	cleanup_strv char **names = NULL;
-	int n = hsp_config_names(rt, &names, err);
-	if (n < 0)
-		return n;
-	cleanup_free uid_t *used = calloc(n + 1, sizeof(uid_t));
-	if (used == NULL)
-		return hsp_make_errno(err, ENOMEM, "allocate id range");
-	size_t m = 0;
-	for (int i = 0; i < n; i++) {
+	int count = hsp_config_names(rt, &names, err);
+	if (count < 0)
+		return count;
+	for (int i = 0; i < count; i++) {
 		struct hsp_ve_config c;
 		hsp_error_t ignored = NULL;
 		/* An unreadable config still owns its range: be conservative. */
@@ -65,14 +117,58 @@ int hsp_idmap_allocate(hsp_runtime_t *rt, uid_t *base, hsp_error_t *err)
 					      "`%s` is unreadable",
 					      names[i]);
 		}
-		used[m++] = c.id_base;
+		uid_t *nu = realloc(*used, (*n + 1) * sizeof(uid_t));
+		if (nu == NULL) {
+			hsp_config_clear(&c);
+			return hsp_make_errno(err, ENOMEM, "allocate id range");
+		}
+		*used = nu;
+		(*used)[(*n)++] = c.id_base;
 		hsp_config_clear(&c);
 	}
-	int r = hsp_idmap_pick(used, m, base);
+	return 0;
+}
+
+int hsp_idmap_allocate(hsp_runtime_t *rt, const char *name, uid_t *base, hsp_error_t *err)
+{
+	const char *reg = registry_dir();
+	int r = hsp_mkdir_p(reg, 0700, err);
+	if (r < 0)
+		return r;
+	cleanup_free char *lockpath = hsp_strdup_printf("%s/.lock", reg);
+	cleanup_close int lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock < 0 || flock(lock, LOCK_EX) < 0)
+		return hsp_make_errno(err, errno, "lock id registry `%s`", lockpath);
+
+	cleanup_free uid_t *used = NULL;
+	size_t n = 0;
+	r = root_used(rt, &used, &n, err);
+	if (r == 0)
+		r = registry_used(reg, &used, &n, err);
+	if (r < 0)
+		return r;
+	r = hsp_idmap_pick(used, n, base);
 	if (r == -ENOSPC)
 		return hsp_make_error(err, ENOSPC, "no free user-namespace id range (%u in use)",
 				      HSP_IDMAP_COUNT);
 	if (r < 0)
 		return hsp_make_errno(err, -r, "allocate id range");
-	return 0;
+	cleanup_free char *entry = hsp_strdup_printf("%s/%u", reg, *base);
+	cleanup_free char *owner = hsp_strdup_printf("%s/ves/%s\n", rt->root, name);
+	return hsp_write_file_atomic(entry, owner, strlen(owner), 0600, err);
+}
+
+void hsp_idmap_release(hsp_runtime_t *rt, const char *name, uid_t base)
+{
+	const char *reg = registry_dir();
+	cleanup_free char *entry = hsp_strdup_printf("%s/%u", reg, base);
+	cleanup_free char *owner = NULL;
+	hsp_error_t ignored = NULL;
+	if (hsp_read_file(entry, &owner, NULL, &ignored) < 0) {
+		hsp_error_release(&ignored);
+		return;
+	}
+	cleanup_free char *mine = hsp_strdup_printf("%s/ves/%s\n", rt->root, name);
+	if (strcmp(owner, mine) == 0)
+		unlink(entry);
 }

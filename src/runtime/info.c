@@ -13,6 +13,7 @@ void hsp_ve_info_clear(struct hsp_ve_info *info)
 	free(info->name);
 	free(info->hostname);
 	free(info->template);
+	free(info->cgroup);
 	memset(info, 0, sizeof(*info));
 }
 
@@ -48,6 +49,7 @@ int hsp_ve_info(hsp_runtime_t *rt, const char *name, struct hsp_ve_info *info, h
 		info->init_pid = st.init_pid;
 		info->monitor_pid = st.monitor_pid;
 		info->started = st.started;
+		info->cgroup = st.cgroup ? strdup(st.cgroup) : NULL;
 		struct hsp_cgroup *cg = NULL;
 		if (st.cgroup && hsp_cgroup_open(st.cgroup, &cg, &ignored) == 0)
 			hsp_cgroup_usage(cg, &info->usage, &ignored);

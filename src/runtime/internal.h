@@ -71,7 +71,10 @@ void hsp_state_clear(struct hsp_run_state *st);
 #define HSP_IDMAP_FIRST 0x100000U
 #define HSP_IDMAP_COUNT 4000U
 int hsp_idmap_pick(const uid_t *used, size_t n, uid_t *base);
-int hsp_idmap_allocate(hsp_runtime_t *rt, uid_t *base, hsp_error_t *err);
+/* Picks a range free in this root and machine-wide, recording it for
+ * <root>/ves/<name>, whose directory must exist first. */
+int hsp_idmap_allocate(hsp_runtime_t *rt, const char *name, uid_t *base, hsp_error_t *err);
+void hsp_idmap_release(hsp_runtime_t *rt, const char *name, uid_t base);
 
 /* /proc/<pid>/stat starttime, or 0 if the process is gone. */
 uint64_t hsp_pid_starttime(pid_t pid);

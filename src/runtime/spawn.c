@@ -284,6 +284,11 @@ static __attribute__((noreturn)) void child_main(const struct hsp_spawn *s, int 
 		FAIL("become root in the VE's user namespace");
 	if (setgroups(0, NULL) < 0)
 		FAIL("setgroups");
+	/* The monitor owns the VE: should it die, the VE dies with it rather
+	 * than run on unsupervised, where a second start could run it twice.
+	 * Set after setresuid, which clears it. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		FAIL("set parent-death signal");
 	/* Unshared only now, so the namespace is rooted at the VE's group. */
 	if (unshare(CLONE_NEWCGROUP) < 0)
 		FAIL("unshare cgroup namespace");

@@ -51,10 +51,13 @@ setup_instance() {
 }
 
 teardown_instance() {
-	local ve
-	for ve in $(hsp list --json 2>/dev/null | sed -n 's/^ *"name": "\(.*\)",$/\1/p'); do
-		hsp kill "$ve" >/dev/null 2>&1 || true
+	local ve p
+	for ve in $(ls "$T/root/ves" 2>/dev/null); do
 		hsp destroy --force "$ve" >/dev/null 2>&1 || true
+	done
+	# Whatever a broken test left: monitors of this instance and their VEs.
+	for p in $(pgrep -f -- "--run-dir $T/run" 2>/dev/null); do
+		kill -9 "$p" 2>/dev/null || true
 	done
 	rm -rf "$T"
 }
@@ -69,6 +72,35 @@ new_ve() {
 # json_get JSON KEY: value of the first "KEY": scalar in JSON text.
 json_get() {
 	printf '%s' "$1" | sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" | head -n1
+}
+
+# The VE's cgroup directories on the host, from its state while running.
+ve_cgroup_dirs() {
+	hsp state --json "$1" | sed -n '/"cgroup": {/,/}/p' |
+		sed -n 's/^ *"\([a-z]*\)": "\(\/.*\)",\{0,1\}$/\1 \2/p' |
+		while read -r ctrl path; do
+			if [ "$ctrl" = unified ]; then
+				echo "/sys/fs/cgroup$path"
+			else
+				echo "/sys/fs/cgroup/$ctrl$path"
+			fi
+		done
+}
+
+# none_exist PATH...: fails naming the first that still exists.
+none_exist() {
+	local p
+	for p in "$@"; do
+		[ ! -e "$p" ] || fail "still there: $p"
+	done
+}
+
+# A process that exists and is not a zombie waiting for its reaper.
+proc_alive() {
+	[ -r "/proc/$1/stat" ] || return 1
+	local state
+	state=$(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
 # wait_until SECONDS CMD...: polls CMD until it succeeds.

@@ -5,8 +5,6 @@ ve_state() { hsp state --json "$1"; }
 ve_status() { json_get "$(ve_state "$1")" status; }
 is_status() { [ "$(ve_status "$1")" = "$2" ]; }
 
-# Directories of this instance's VE group in any mounted hierarchy.
-ve_cgroups() { find /sys/fs/cgroup -type d -path "*/hsp-*/$1" 2>/dev/null; }
 
 test_create_start_exec_stop() {
 	hsp create web --template busybox --hostname web.example
@@ -22,12 +20,17 @@ test_create_start_exec_stop() {
 	kill -0 "$init" && kill -0 "$mon"
 	assert_eq "hello" "$(hsp exec web -- echo hello)" "exec output"
 	assert_eq "web.example" "$(hsp exec web -- hostname)" "hostname"
-	[ -n "$(ve_cgroups web)" ] || fail "no cgroup while running"
+	local cgs
+	cgs=$(ve_cgroup_dirs web)
+	[ -n "$cgs" ] || fail "no cgroup while running"
+	# shellcheck disable=SC2086
+	ls -d $cgs >/dev/null || fail "cgroup dirs missing: $cgs"
 	hsp stop web --timeout 5
 	assert_eq stopped "$(ve_status web)" "status after stop"
-	if kill -0 "$init" 2>/dev/null; then fail "init $init survived stop"; fi
-	if kill -0 "$mon" 2>/dev/null; then fail "monitor $mon survived stop"; fi
-	assert_eq "" "$(ve_cgroups web)" "cgroups left after stop"
+	if proc_alive "$init"; then fail "init $init survived stop"; fi
+	if proc_alive "$mon"; then fail "monitor $mon survived stop"; fi
+	# shellcheck disable=SC2086
+	none_exist $cgs
 	# Nothing runs with the VE's ids any more.
 	local base
 	base=$(hsp state --json web | sed -n 's/.*"base": \([0-9]*\).*/\1/p')
@@ -56,7 +59,7 @@ test_exec_tty() {
 	# A pty from the VE's own devpts is the command's terminal.
 	local out
 	out=$(script -qec "$HSP --root $T/root --run-dir $T/run exec -t tt -- sh -c 'tty; exit 3'" /dev/null </dev/null | tr -d '\r') || true
-	assert_match '^/dev/pts/[0-9]+' "$out" "tty inside VE"
+	assert_match '/dev/pts/[0-9]+' "$out" "tty inside VE"
 	local rc=0
 	script -qec "$HSP --root $T/root --run-dir $T/run exec -t tt -- sh -c 'exit 3'" /dev/null </dev/null >/dev/null || rc=$?
 	# script(1) returns the child's status
@@ -69,8 +72,13 @@ test_monitor_is_detached() {
 	mon=$(json_get "$(ve_state mon)" monitor_pid)
 	ppid=$(ps -o ppid= -p "$mon" | tr -d ' ')
 	[ "$ppid" != "$$" ] || fail "monitor is a child of the caller"
-	# It is a subreaper and not in the caller's session.
-	assert_eq "$(ps -o sid= -p "$mon" | tr -d ' ')" "$mon" "monitor session"
+	# Not in the caller's session, so the caller's terminal cannot kill it.
+	[ "$(ps -o sid= -p "$mon" | tr -d ' ')" != "$(ps -o sid= -p $$ | tr -d ' ')" ] ||
+		fail "monitor shares the caller's session"
+	# It survives the caller's whole process group being killed.
+	hsp exec mon -- true
+	assert_eq running "$(ve_status mon)"
+	proc_alive "$mon" || fail "monitor gone"
 }
 
 test_reboot_inside_restarts() {
@@ -88,9 +96,12 @@ test_reboot_inside_restarts() {
 
 test_poweroff_inside_stops() {
 	new_ve po
+	local cgs
+	cgs=$(ve_cgroup_dirs po)
 	hsp exec po -- poweroff
 	wait_until 15 is_status po stopped || fail "still $(ve_status po) after poweroff"
-	assert_eq "" "$(ve_cgroups po)" "cgroups left after poweroff"
+	# shellcheck disable=SC2086
+	none_exist $cgs
 }
 
 test_kill_and_restart() {
@@ -113,13 +124,15 @@ test_stop_timeout_kills_stubborn_init() {
 		>"$T/root/ves/st/rootfs/stubborn-init"
 	chmod 755 "$T/root/ves/st/rootfs/stubborn-init"
 	hsp start st
-	local start end
+	local start end cgs
+	cgs=$(ve_cgroup_dirs st)
 	start=$(date +%s)
 	hsp stop st --timeout 1
 	end=$(date +%s)
 	[ $((end - start)) -le 4 ] || fail "stop took $((end - start)) s"
 	assert_eq stopped "$(ve_status st)"
-	assert_eq "" "$(ve_cgroups st)" "cgroups left"
+	# shellcheck disable=SC2086
+	none_exist $cgs
 }
 
 test_run_foreground_status() {
@@ -128,7 +141,16 @@ test_run_foreground_status() {
 	hsp run fg -- /bin/sh -c 'exit 5' || rc=$?
 	assert_eq 5 "$rc" "run exit status"
 	assert_eq stopped "$(ve_status fg)"
-	assert_eq "" "$(ve_cgroups fg)" "cgroups left after run"
+	# While it runs it is visible like any VE; afterwards nothing is left.
+	hsp run fg -- /bin/sleep 2 &
+	local job=$! cgs
+	wait_until 5 is_status fg running || fail "run not visible as running"
+	cgs=$(ve_cgroup_dirs fg)
+	[ -n "$cgs" ] || fail "no cgroups while running"
+	assert_eq ok "$(hsp exec fg -- echo ok)" "exec into a foreground VE"
+	wait "$job"
+	# shellcheck disable=SC2086
+	none_exist $cgs
 }
 
 test_distinct_id_ranges() {
@@ -145,21 +167,27 @@ test_distinct_id_ranges() {
 	[ $((b1 - b2)) -ge 65536 ] || [ $((b2 - b1)) -ge 65536 ] || fail "ranges overlap: $b1 $b2"
 	# Files in the VE are owned by its shifted ids on the host.
 	assert_eq "$b1" "$(stat -c %u "$T/root/ves/a1/rootfs/bin/busybox")" "rootfs owner"
-	# A destroyed VE's range is reused.
+	# A destroyed VE's range is free again: the lowest free range is taken.
 	hsp destroy --force a1
 	hsp create a3 --template busybox
-	assert_eq "$b1" "$(hsp state --json a3 | sed -n 's/.*"base": \([0-9]*\).*/\1/p')" "reused base"
+	local b3
+	b3=$(hsp state --json a3 | sed -n 's/.*"base": \([0-9]*\).*/\1/p')
+	[ "$b3" -le "$b1" ] || fail "range $b1 not reused (got $b3)"
 }
 
 test_destroy() {
 	new_ve d1
+	local cgs
+	cgs=$(ve_cgroup_dirs d1)
 	expect_fail hsp destroy d1
 	assert_match "running" "$ERR"
 	hsp destroy --force d1
 	[ ! -e "$T/root/ves/d1" ] || fail "VE dir left"
+	[ ! -e "$T/run/d1" ] || fail "run dir left"
 	expect_fail hsp state d1
 	assert_match "not found" "$ERR"
-	assert_eq "" "$(ve_cgroups d1)" "cgroups left"
+	# shellcheck disable=SC2086
+	none_exist $cgs
 }
 
 test_list() {
@@ -203,4 +231,19 @@ test_set_live_and_persisted() {
 	# A refused live change leaves the stored limits untouched.
 	expect_fail hsp set sl --memory 1K
 	assert_match '"memory": 134217728' "$(ve_state sl)" "memory after refused set"
+}
+
+test_monitor_death_takes_the_ve_down() {
+	new_ve md
+	local st mon init cgs
+	st=$(ve_state md)
+	mon=$(json_get "$st" monitor_pid)
+	init=$(json_get "$st" init_pid)
+	kill -9 "$mon"
+	# Never a VE running unsupervised, where a second start would run it twice.
+	wait_until 5 sh -c "! [ -d /proc/$init ] || grep -q '^State:.*Z' /proc/$init/status" ||
+		fail "init $init outlived its monitor"
+	assert_eq stopped "$(ve_status md)"
+	hsp start md
+	assert_eq ok "$(hsp exec md -- echo ok)" "start after monitor death"
 }

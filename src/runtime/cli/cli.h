@@ -22,6 +22,8 @@ typedef int (*cli_verb_fn)(struct cli *g, int argc, char **argv);
 int cli_fail(hsp_error_t *err);
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_open(struct cli *g, hsp_runtime_t **rt);
+/* After getopt returned '?': names the offending argument. */
+int cli_bad_option(const char *verb, char **argv);
 
 /* --memory/--swap/--cpus/--cpu-weight/--pids/--io-weight for create and set. */
 enum {

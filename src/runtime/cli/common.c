@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -65,6 +66,24 @@ json_object *cli_limits_json(const struct hsp_limits *l)
 	return o;
 }
 
+/* "hybrid;memory=/a;pids=/b" -> {"mode": "hybrid", "memory": "/a", ...} */
+static json_object *cgroup_json(const char *spec)
+{
+	json_object *o = json_object_new_object();
+	char *copy = strdup(spec), *save = NULL;
+	for (char *tok = strtok_r(copy, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
+		char *eq = strchr(tok, '=');
+		if (eq == NULL) {
+			json_object_object_add(o, "mode", json_object_new_string(tok));
+			continue;
+		}
+		*eq = '\0';
+		json_object_object_add(o, tok, json_object_new_string(eq + 1));
+	}
+	free(copy);
+	return o;
+}
+
 json_object *cli_info_json(const struct hsp_ve_info *i)
 {
 	json_object *o = json_object_new_object();
@@ -99,6 +118,8 @@ json_object *cli_info_json(const struct hsp_ve_info *i)
 		add_u64(u, "cpu_ns", i->usage.cpu_ns);
 		add_u64(u, "pids", i->usage.pids);
 		json_object_object_add(o, "usage", u);
+		if (i->cgroup)
+			json_object_object_add(o, "cgroup", cgroup_json(i->cgroup));
 	}
 	return o;
 }

@@ -36,7 +36,7 @@ int cmd_create(struct cli *g, int argc, char **argv)
 			break;
 		default:
 			if (c == '?')
-				return cli_usage("create: invalid option");
+				return cli_bad_option("create", argv);
 			if (cli_parse_limit(c, optarg, &o.limits, &err) < 0)
 				return cli_fail(&err);
 		}

@@ -13,7 +13,7 @@ int cmd_destroy(struct cli *g, int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "f", opts, NULL)) != -1) {
 		if (c != 'f')
-			return cli_usage("destroy: invalid option");
+			return cli_bad_option("destroy", argv);
 		force = true;
 	}
 	if (optind + 1 != argc)

@@ -100,7 +100,7 @@ int cmd_exec(struct cli *g, int argc, char **argv)
 			o.cwd = optarg;
 			break;
 		default:
-			return cli_usage("exec: invalid option");
+			return cli_bad_option("exec", argv);
 		}
 	}
 	if (optind >= argc)

@@ -25,7 +25,7 @@ int cmd_list(struct cli *g, int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c != 'j')
-			return cli_usage("list: invalid option");
+			return cli_bad_option("list", argv);
 		json = true;
 	}
 	if (optind != argc)

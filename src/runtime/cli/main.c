@@ -47,6 +47,16 @@ int cli_usage(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+int cli_bad_option(const char *verb, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+	const char *sep = verb ? ": " : "";
+	verb = verb ? verb : "";
+	if (optopt && (arg == NULL || arg[0] != '-' || strchr(arg, optopt) == NULL))
+		return cli_usage("%s%sinvalid option `-%c`", verb, sep, optopt);
+	return cli_usage("%s%sinvalid option `%s`", verb, sep, arg);
+}
+
 int cli_fail(hsp_error_t *err)
 {
 	fprintf(stderr, "hsp-runtime: %s\n", *err && (*err)->msg ? (*err)->msg : "unknown error");
@@ -72,6 +82,8 @@ int main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
+	/* Our own one-line messages replace getopt's. */
+	opterr = 0;
 	/* '+' stops at the verb: its options are its own. */
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		switch (c) {
@@ -85,7 +97,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			return cli_usage("invalid option");
+			return cli_bad_option(NULL, argv);
 		}
 	}
 	if (optind >= argc) {

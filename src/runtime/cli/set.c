@@ -11,7 +11,7 @@ int cmd_set(struct cli *g, int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == '?')
-			return cli_usage("set: invalid option");
+			return cli_bad_option("set", argv);
 		if (cli_parse_limit(c, optarg, &l, &err) < 0)
 			return cli_fail(&err);
 	}

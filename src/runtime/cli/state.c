@@ -63,7 +63,7 @@ int cmd_state(struct cli *g, int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c != 'j')
-			return cli_usage("state: invalid option");
+			return cli_bad_option("state", argv);
 		json = true;
 	}
 	if (optind + 1 != argc)

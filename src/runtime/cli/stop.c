@@ -15,7 +15,7 @@ int cli_stop_args(int argc, char **argv, const char **name, unsigned *timeout)
 	int c;
 	while ((c = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
 		if (c != 't')
-			return cli_usage("%s: invalid option", argv[0]);
+			return cli_bad_option(argv[0], argv);
 		uint64_t v;
 		hsp_error_t err = NULL;
 		if (hsp_parse_u64(optarg, 0, 3600, &v, "timeout", &err) < 0)

@@ -29,7 +29,7 @@ static int template_list(struct cli *g, int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c != 'j')
-			return cli_usage("template list: invalid option");
+			return cli_bad_option("template list", argv);
 		json = true;
 	}
 	hsp_runtime_t *rt;
@@ -94,7 +94,7 @@ static int template_import(struct cli *g, int argc, char **argv)
 			sig = optarg;
 			break;
 		default:
-			return cli_usage("template import: invalid option");
+			return cli_bad_option("template import", argv);
 		}
 	}
 	if (optind + 2 != argc)
