@@ -7,7 +7,7 @@ HSP_ROOT    ?= /var/lib/hsp
 HSP_RUN_DIR ?= /run/hsp
 JOBS        ?= $(shell nproc)
 
-.PHONY: all deps build build-asan run check unit unit-asan integration vm-test bench format clean
+.PHONY: all deps build build-asan run check unit unit-asan integration integration-asan vm-test bench format clean
 
 all: build
 
@@ -36,10 +36,16 @@ unit-asan: build-asan
 integration: build
 	@HSP=$(CURDIR)/$(BUILD)/src/runtime/hsp-runtime bash test/integration/run.sh
 
+# The same suites against the sanitizer build: monitors and exec helpers
+# run instrumented too, and a leak fails the command that leaked.
+integration-asan: build-asan
+	@HSP=$(CURDIR)/$(BUILD_ASAN)/src/runtime/hsp-runtime ASAN_OPTIONS=detect_leaks=1 \
+		bash test/integration/run.sh
+
 vm-test: build
 	@HSP_BUILD=$(CURDIR)/$(BUILD) bash test/vm/run.sh
 
-check: unit unit-asan integration vm-test
+check: unit unit-asan integration integration-asan vm-test
 
 bench: build
 	@HSP=$(CURDIR)/$(BUILD)/src/runtime/hsp-runtime bash bench/run.sh

@@ -24,16 +24,15 @@ int cli_exec_status(hsp_error_t *err, int r)
 }
 
 /* Environment for interactive use: TERM from the caller's terminal. */
-static char **tty_env(char **buf, size_t n)
+static char **tty_env(char **buf, size_t n, char *term, size_t termlen)
 {
 	size_t i = 0;
-	for (; hsp_default_env[i] && i + 2 < n; i++)
+	const char *t = getenv("TERM");
+	for (; hsp_default_env[i] && i + 1 < n; i++) {
 		buf[i] = hsp_default_env[i];
-	const char *term = getenv("TERM");
-	if (term) {
-		for (size_t j = 0; j < i; j++)
-			if (strncmp(buf[j], "TERM=", 5) == 0)
-				buf[j] = hsp_strdup_printf("TERM=%s", term);
+		if (t && strncmp(buf[i], "TERM=", 5) == 0 &&
+		    snprintf(term, termlen, "TERM=%s", t) < (int)termlen)
+			buf[i] = term;
 	}
 	buf[i] = NULL;
 	return buf;
@@ -41,9 +40,9 @@ static char **tty_env(char **buf, size_t n)
 
 int cli_exec_run(struct cli *g, const char *name, struct hsp_exec_opts *o)
 {
-	char *envbuf[16];
+	char *envbuf[16], term[128];
 	if (o->tty)
-		o->env = tty_env(envbuf, 16);
+		o->env = tty_env(envbuf, 16, term, sizeof(term));
 	hsp_runtime_t *rt;
 	if (cli_open(g, &rt))
 		return EXIT_RUNTIME;
