@@ -42,8 +42,9 @@ struct exec_ctx {
 	struct hsp_cgroup *cg;
 	struct hsp_seccomp_prog *seccomp;
 	int pidfd;
-	int errfd;  /* CLOEXEC pipe: a failure before exec is written here */
-	int sockfd; /* tty mode: the pty master goes back over this */
+	int errfd;	   /* CLOEXEC pipe: a failure before exec is written here */
+	int sockfd;	   /* tty mode: the pty master goes back over this */
+	unsigned pause_ms; /* HSP_TEST_EXEC_PAUSE_MS: widens the pre-exec window */
 };
 
 static __attribute__((noreturn, format(printf, 3, 4))) void fail(int fd, int e, const char *fmt,
@@ -158,6 +159,10 @@ static __attribute__((noreturn)) void inner_main(struct exec_ctx *x)
 		FAIL("switch to uid %u gid %u in VE", o->uid, o->gid);
 	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		FAIL("close_range");
+	/* Security tests hold the process here, still the host's runtime
+	 * binary inside the VE, to attack it deterministically. */
+	if (x->pause_ms)
+		usleep(x->pause_ms * 1000U);
 	execvpe(o->argv[0], o->argv, o->env ? o->env : hsp_default_env);
 	fail(x->errfd, errno, "exec `%s` in VE: %s", o->argv[0], strerror(errno));
 }
@@ -338,7 +343,10 @@ int hsp_ve_exec(hsp_runtime_t *rt, const char *name, const struct hsp_exec_opts 
 		return hsp_make_error(err, EINVAL, "VE `%s` is not running", name);
 
 	cleanup_free char *cache = hsp_cache_dir(rt);
-	struct exec_ctx x = {.o = o, .pidfd = hsp_state_init_pidfd(&st)};
+	const char *pause = getenv("HSP_TEST_EXEC_PAUSE_MS");
+	struct exec_ctx x = {.o = o,
+			     .pidfd = hsp_state_init_pidfd(&st),
+			     .pause_ms = pause ? (unsigned)strtoul(pause, NULL, 10) % 10000 : 0};
 	if (x.pidfd < 0) {
 		r = hsp_make_error(err, EINVAL, "VE `%s` is not running", name);
 		goto out;

@@ -160,3 +160,27 @@ test_cannot_lift_limits_or_escape_via_cgroups() {
 	d=$(ve_cgroup_dirs iso | grep -E '/pids/|^/sys/fs/cgroup/[^/]*hsp' | head -n1)
 	assert_eq 40 "$(cat "$d/pids.max")" "host pids.max in $d"
 }
+
+test_runtime_binary_unreachable_during_exec() {
+	# The runc CVE-2019-5736 class: while a joined process is still the
+	# host's runtime binary, VE root tries to open every /proc/*/exe for
+	# writing.  Until exec it is non-dumpable and runs as the VE's root,
+	# so neither the open nor a write to the host binary may succeed.
+	new_ve iso
+	local sum_before
+	sum_before=$(sha256sum "$HSP" | cut -d' ' -f1)
+	hsp exec iso -- sh -c 'end=$(($(date +%s) + 4)); while [ $(date +%s) -lt $end ]; do
+		for e in /proc/[0-9]*/exe; do
+			t=$(readlink "$e" 2>/dev/null) || continue
+			case "$t" in /bin/*|/sbin/*|/usr/*) continue;; esac
+			echo "SEEN $t"
+			if (: >>"$e") 2>/dev/null; then echo "OPENED $t"; fi
+		done; done >/tmp/attack.log 2>&1' &
+	local attacker=$! i
+	sleep 0.5
+	# Each exec waits 300 ms just before execve, still the runtime binary.
+	for i in $(seq 8); do HSP_TEST_EXEC_PAUSE_MS=300 hsp exec iso -- true; done
+	wait "$attacker"
+	assert_eq "" "$(hsp exec iso -- cat /tmp/attack.log)" "attacker results"
+	assert_eq "$sum_before" "$(sha256sum "$HSP" | cut -d' ' -f1)" "runtime binary"
+}
