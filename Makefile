@@ -16,11 +16,11 @@ deps:
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS)
+	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
 
 build-asan: deps
 	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DHSP_SANITIZE=ON >/dev/null
-	@cmake --build $(BUILD_ASAN) -j $(JOBS)
+	@cmake --build $(BUILD_ASAN) -j $(JOBS) -- --no-print-directory
 
 run: build
 	@HSP=$(BUILD)/src/runtime/hsp-runtime HSP_ROOT=$(HSP_ROOT) HSP_RUN_DIR=$(HSP_RUN_DIR) \

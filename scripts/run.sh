@@ -20,8 +20,8 @@ if ! hsp state "$VE" | grep -q '^status: *running'; then
 	hsp start "$VE"
 fi
 
-echo "== inside $VE: hostname; id; ps; df /"
-hsp exec "$VE" -- sh -c 'echo "hostname: $(hostname)"; id; ps; mount | grep " / "'
+echo "== inside $VE: hostname; id; ps; mounts"
+hsp exec "$VE" -- sh -c 'echo "hostname: $(hostname)"; id; ps; mount | grep -E " on /(proc|sys|dev)? "'
 echo
 hsp list
 echo
