@@ -160,7 +160,9 @@ static const char *const masked_dirs[] = {
     "proc/acpi",    "proc/asound",	"proc/scsi", "proc/driver",
     "sys/firmware", "sys/kernel/debug", NULL,
 };
-static const char *const readonly_dirs[] = {"proc/bus", "proc/fs", "proc/irq", "proc/sys", NULL};
+/* sysrq-trigger is read-only rather than masked, so a write fails loudly. */
+static const char *const readonly_dirs[] = {"proc/bus", "proc/fs", "proc/irq", "proc/sys",
+					    "proc/sysrq-trigger", NULL};
 
 static void remount_ro(int errfd, const char *p)
 {

@@ -63,7 +63,7 @@ ip link set lo up 2>/dev/null || :
 
 # --- what to run ------------------------------------------------------------
 HSP_VM_UNIT=1
-HSP_VM_ITESTS="t_limits.sh t_lifecycle.sh"
+HSP_VM_ITESTS="all"
 HSP_VM_CMD=
 HSP_VM_SHELL=0
 HSP_VM_TMP=ext4
@@ -133,6 +133,7 @@ echo "cpus: $(nproc), memory: $(awk '/MemTotal/ { print int($2 / 1024) " MiB" }'
 
 export HSP=/hsp/bin/hsp-runtime
 export TEMPLATE_STORE=/hsp/store
+export HSP_TEST_EUID=/hsp/bin/test-euid
 # Check's default per-test timeout (4 s) is too short under TCG.
 export CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-10}
 

@@ -23,7 +23,7 @@
 #   HSP_VM_LOG         console log (default: $HSP_BUILD/vm-console.log)
 #   HSP_VM_TIMEOUT     hard limit for the VM, in seconds (default: 1200)
 #   HSP_VM_UNIT        1 (default) or 0: run the unit test binaries
-#   HSP_VM_ITESTS      integration files (default: "t_limits.sh t_lifecycle.sh";
+#   HSP_VM_ITESTS      integration files (default: all of them;
 #                      "all": every file; "": none)
 #   HSP_VM_CMD         a bash command to run in the VM instead of the tests
 #   HSP_VM_SHELL=1     an interactive shell on the VM's console instead
@@ -363,6 +363,9 @@ build_stage() {
 	if command -v strip >/dev/null; then
 		strip --strip-debug "$stage/hsp/bin/hsp-runtime" "$stage"/hsp/unit/* 2>/dev/null || :
 	fi
+	# The setuid test's helper, built here: the VM has no compiler.
+	gcc -static -O -o "$stage/hsp/bin/test-euid" "$repo/test/integration/helpers/euid.c" ||
+		die "cannot build the setuid test helper"
 	cp -a "$repo/test/integration" "$stage/hsp/repo/test/"
 	cp -a "$repo/images" "$stage/hsp/repo/"
 	mkdir -p "$stage/hsp/store"
@@ -428,7 +431,7 @@ rm -rf "$stage"
 mkdir -p "$tmp/run/hsp"
 {
 	printf 'HSP_VM_UNIT=%q\n' "${HSP_VM_UNIT:-1}"
-	printf 'HSP_VM_ITESTS=%q\n' "${HSP_VM_ITESTS-t_limits.sh t_lifecycle.sh}"
+	printf 'HSP_VM_ITESTS=%q\n' "${HSP_VM_ITESTS-all}"
 	printf 'HSP_VM_CMD=%q\n' "${HSP_VM_CMD:-}"
 	printf 'HSP_VM_SHELL=%q\n' "$shell_mode"
 	printf 'HSP_VM_TMP=%q\n' "${HSP_VM_TMP:-ext4}"
