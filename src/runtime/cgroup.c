@@ -16,7 +16,10 @@
  *
  * Paths never contain ';' or a newline (creation refuses such parents).
  * The paths are relative to the cgroup namespace of the creating process,
- * so the string must be reopened from the same cgroup namespace. */
+ * so the string must be reopened from the same cgroup namespace.
+ *
+ * Limits, the device allow-list and the VE's cgroupfs mount are in
+ * cgroup-limits.c, cgroup-devices.c and cgroup-mount.c (cgroup-internal.h). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -25,8 +28,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <linux/bpf.h>
 #include <linux/magic.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -34,81 +35,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <libcgroup.h>
 
+#include "cgroup-internal.h"
 #include "utils.h"
 
-#define CG_ROOT "/sys/fs/cgroup"
 #define CG_UNIFIED CG_ROOT "/unified"
 #define CG_PARENT_ENV "HSP_CGROUP_PARENT"
-#define CPU_PERIOD_US 100000ULL
-#define UNLIMITED UINT64_MAX
-/* v1 reports "no limit" as PAGE_COUNTER_MAX pages (~2^63): anything this
- * large cannot be a real limit. */
-#define V1_UNLIMITED_MIN (1ULL << 62)
 #define DESTROY_TIMEOUT_NS (2ULL * 1000000000ULL)
 #define FREEZE_TIMEOUT_NS (10ULL * 1000000000ULL)
-#define CG_MAX_CTRL 8
-
-struct cg_ctrl {
-	const char *name; /* static: a v1 controller, or "unified" on v2 */
-	char *rel;	  /* the VE group, relative to the hierarchy root */
-	char *dir;	  /* absolute directory of the VE group */
-};
-
-struct hsp_cgroup {
-	enum hsp_cgroup_mode mode;
-	size_t n;
-	struct cg_ctrl c[CG_MAX_CTRL];
-	char *serialized;
-};
 
 /* Controllers a VE group is created in.  Required ones carry isolation or
  * the basic limits; the rest are used when the host has them. */
-static const struct {
-	const char *name;
-	bool required;
-} v1_ctrls[CG_MAX_CTRL] = {
+const struct cg_ctrl_spec hsp_cg_v1_ctrls[CG_MAX_CTRL] = {
     {"memory", true}, {"pids", true},	  {"devices", true}, {"freezer", true},
     {"cpu", false},   {"cpuacct", false}, {"cpuset", false}, {"blkio", false},
 };
 
-static const struct {
-	const char *name;
-	bool required;
-} v2_ctrls[] = {
+static const struct cg_ctrl_spec v2_ctrls[] = {
     {"memory", true},
     {"pids", true},
     {"cpu", false},
     {"io", false},
 };
-
-/* The VE's device allow-list: the pseudo devices a full OS needs, its
- * terminals and tun.  Everything else (block devices, /dev/kvm, /dev/mem...)
- * is denied for open and mknod.  minor -1 is a wildcard. */
-static const struct {
-	int major, minor;
-} ve_devices[] = {
-    {1, 3},    /* null */
-    {1, 5},    /* zero */
-    {1, 7},    /* full */
-    {1, 8},    /* random */
-    {1, 9},    /* urandom */
-    {5, 0},    /* tty */
-    {5, 1},    /* console */
-    {5, 2},    /* ptmx */
-    {136, -1}, /* pts */
-    {10, 200}, /* net/tun */
-};
-#define N_VE_DEVICES (sizeof(ve_devices) / sizeof(ve_devices[0]))
 
 /* ---- mode ---- */
 
@@ -219,7 +173,7 @@ static int lib_fail(hsp_error_t *err, int ecg, const char *what, const char *whe
 	return hsp_make_error(err, e, "cgroup: %s `%s`: %s", what, where, why);
 }
 
-static int lib_init(hsp_error_t *err)
+int hsp_cg_lib_init(hsp_error_t *err)
 {
 	pthread_once(&lib_once, lib_init_once);
 	if (lib_status != 0)
@@ -258,20 +212,20 @@ static int lib_set(const char *rel, const char *ctrl, const char *dir, const cha
 
 /* ---- small file helpers ---- */
 
-static char *path_join(const char *dir, const char *file)
+char *hsp_cg_path_join(const char *dir, const char *file)
 {
 	return hsp_strdup_printf("%s/%s", dir, file);
 }
 
-static bool file_exists(const char *dir, const char *file)
+bool hsp_cg_file_exists(const char *dir, const char *file)
 {
-	cleanup_free char *p = path_join(dir, file);
+	cleanup_free char *p = hsp_cg_path_join(dir, file);
 	return access(p, F_OK) == 0;
 }
 
-static int read_str(const char *dir, const char *file, char **out, hsp_error_t *err)
+int hsp_cg_read_str(const char *dir, const char *file, char **out, hsp_error_t *err)
 {
-	cleanup_free char *p = path_join(dir, file);
+	cleanup_free char *p = hsp_cg_path_join(dir, file);
 	int r = hsp_read_file(p, out, NULL, err);
 	if (r < 0)
 		return hsp_error_wrap(err, "cgroup");
@@ -285,11 +239,11 @@ static void trim(char *s)
 		s[--n] = '\0';
 }
 
-/* "max" (v2 "no limit") reads as UNLIMITED. */
+/* "max" (v2 "no limit") reads as CG_UNLIMITED. */
 static int parse_u64(const char *s, uint64_t *v)
 {
 	if (strncmp(s, "max", 3) == 0) {
-		*v = UNLIMITED;
+		*v = CG_UNLIMITED;
 		return 0;
 	}
 	char *end;
@@ -301,10 +255,10 @@ static int parse_u64(const char *s, uint64_t *v)
 	return 0;
 }
 
-static int read_u64(const char *dir, const char *file, uint64_t *v, hsp_error_t *err)
+int hsp_cg_read_u64(const char *dir, const char *file, uint64_t *v, hsp_error_t *err)
 {
 	cleanup_free char *s = NULL;
-	int r = read_str(dir, file, &s, err);
+	int r = hsp_cg_read_str(dir, file, &s, err);
 	if (r < 0)
 		return r;
 	if (parse_u64(s, v) < 0)
@@ -314,11 +268,11 @@ static int read_u64(const char *dir, const char *file, uint64_t *v, hsp_error_t 
 }
 
 /* Value of `key` in a flat-keyed file such as cpu.stat or cgroup.events. */
-static int read_key(const char *dir, const char *file, const char *key, uint64_t *v,
+int hsp_cg_read_key(const char *dir, const char *file, const char *key, uint64_t *v,
 		    hsp_error_t *err)
 {
 	cleanup_free char *s = NULL;
-	int r = read_str(dir, file, &s, err);
+	int r = hsp_cg_read_str(dir, file, &s, err);
 	if (r < 0)
 		return r;
 	size_t klen = strlen(key);
@@ -335,7 +289,7 @@ static int read_key(const char *dir, const char *file, const char *key, uint64_t
 /* Plain write for files libcgroup cannot reach (see callers). */
 static int write_cg_file(const char *dir, const char *file, const char *val, hsp_error_t *err)
 {
-	cleanup_free char *p = path_join(dir, file);
+	cleanup_free char *p = hsp_cg_path_join(dir, file);
 	cleanup_close int fd = open(p, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return hsp_make_errno(err, errno, "cgroup: open `%s`", p);
@@ -356,7 +310,7 @@ static void sleep_ms(unsigned ms)
 /* Is `ctrl` a member of the comma-separated `list` (len bytes)?  NULL ctrl
  * matches the empty list of the v2 line.  No allocation: also used in the
  * VE child after clone. */
-static bool list_has(const char *list, size_t len, const char *ctrl)
+bool hsp_cg_list_has(const char *list, size_t len, const char *ctrl)
 {
 	if (ctrl == NULL)
 		return len == 0;
@@ -380,7 +334,7 @@ static char *own_path(const char *self, const char *ctrl)
 		const char *nl = strchrnul(line, '\n');
 		const char *c1 = memchr(line, ':', (size_t)(nl - line));
 		const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(nl - c1 - 1)) : NULL;
-		if (c2 && list_has(c1 + 1, (size_t)(c2 - c1 - 1), ctrl))
+		if (c2 && hsp_cg_list_has(c1 + 1, (size_t)(c2 - c1 - 1), ctrl))
 			return strndup(c2 + 1, (size_t)(nl - c2 - 1));
 		line = *nl ? nl + 1 : nl;
 	}
@@ -437,7 +391,7 @@ static char *dir_parent(const char *p)
 	return strndup(p, slash && slash != p ? (size_t)(slash - p) : 1);
 }
 
-static struct cg_ctrl *ctrl_of(struct hsp_cgroup *cg, const char *name)
+struct cg_ctrl *hsp_cg_ctrl_of(struct hsp_cgroup *cg, const char *name)
 {
 	if (cg->mode == HSP_CGROUP_V2)
 		return &cg->c[0];
@@ -459,11 +413,11 @@ static void file_ctrl(const char *file, char out[32])
 	out[n] = '\0';
 }
 
-static int cg_set(struct hsp_cgroup *cg, const char *file, const char *value, hsp_error_t *err)
+int hsp_cg_set(struct hsp_cgroup *cg, const char *file, const char *value, hsp_error_t *err)
 {
 	char ctrl[32];
 	file_ctrl(file, ctrl);
-	const struct cg_ctrl *c = ctrl_of(cg, ctrl);
+	const struct cg_ctrl *c = hsp_cg_ctrl_of(cg, ctrl);
 	if (c == NULL)
 		return hsp_make_error(
 		    err, EOPNOTSUPP,
@@ -473,14 +427,14 @@ static int cg_set(struct hsp_cgroup *cg, const char *file, const char *value, hs
 	return lib_set(c->rel, ctrl, c->dir, file, value, err);
 }
 
-static int cg_set_u64(struct hsp_cgroup *cg, const char *file, uint64_t v, hsp_error_t *err)
+int hsp_cg_set_u64(struct hsp_cgroup *cg, const char *file, uint64_t v, hsp_error_t *err)
 {
 	char buf[32];
 	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-	return cg_set(cg, file, buf, err);
+	return hsp_cg_set(cg, file, buf, err);
 }
 
-static const char *v1_mount_of(const char *ctrl, char **mp)
+const char *hsp_cg_v1_mount_of(const char *ctrl, char **mp)
 {
 	*mp = NULL;
 	if (cgroup_get_subsys_mount_point(ctrl, mp) != 0)
@@ -541,13 +495,14 @@ static int v1_paths(struct hsp_cgroup *cg, const char *self, const char *instanc
 		    hsp_error_t *err)
 {
 	for (size_t i = 0; i < CG_MAX_CTRL; i++) {
-		const char *name = v1_ctrls[i].name;
+		const char *name = hsp_cg_v1_ctrls[i].name;
 		cleanup_free char *mp = NULL;
 		cleanup_free char *parent = NULL;
-		int r = v1_mount_of(name, &mp) ? parent_path(self, name, &parent, err) : -ENODEV;
+		int r =
+		    hsp_cg_v1_mount_of(name, &mp) ? parent_path(self, name, &parent, err) : -ENODEV;
 		if (r < 0 && r != -ENOENT && r != -ENODEV)
 			return r;
-		if (r < 0 && v1_ctrls[i].required)
+		if (r < 0 && hsp_cg_v1_ctrls[i].required)
 			return hsp_make_error(
 			    err, EOPNOTSUPP, "cgroup: the v1 `%s` controller is not mounted", name);
 		if (r < 0)
@@ -587,478 +542,6 @@ static int build(enum hsp_cgroup_mode mode, const char *instance, const char *ve
 	serialize(cg);
 	*out = steal_pointer(&cg);
 	return 0;
-}
-
-/* ---- limits ---- */
-
-static int validate_limits(const struct hsp_limits *lim, hsp_error_t *err)
-{
-	if ((lim->set & HSP_LIMIT_CPUS) && lim->cpus_milli != 0 &&
-	    (lim->cpus_milli < 10 || lim->cpus_milli > (1ULL << 30)))
-		return hsp_make_error(err, ERANGE,
-				      "cgroup: cpu limit %llu millicpus out of range (10 to 2^30)",
-				      (unsigned long long)lim->cpus_milli);
-	if ((lim->set & HSP_LIMIT_CPU_WEIGHT) && (lim->cpu_weight < 1 || lim->cpu_weight > 10000))
-		return hsp_make_error(err, ERANGE,
-				      "cgroup: cpu weight %llu out of range (1 to 10000)",
-				      (unsigned long long)lim->cpu_weight);
-	if ((lim->set & HSP_LIMIT_IO_WEIGHT) && (lim->io_weight < 1 || lim->io_weight > 10000))
-		return hsp_make_error(err, ERANGE,
-				      "cgroup: io weight %llu out of range (1 to 10000)",
-				      (unsigned long long)lim->io_weight);
-	return 0;
-}
-
-/* cpu.shares for a v2 weight, as systemd converts: proportional around the
- * defaults (weight 100 = 1024 shares), so a VE keeps its intended ratio
- * against sibling groups left at the default. */
-static uint64_t weight_to_shares(uint64_t w)
-{
-	uint64_t s = w * 1024 / 100;
-	return s < 2 ? 2 : s > 262144 ? 262144 : s;
-}
-
-/* BFQ weight (1..1000, default 100) for a v2 weight (1..10000, default
- * 100), systemd's piecewise-linear map that keeps the default fixed. */
-static uint64_t weight_to_bfq(uint64_t w)
-{
-	if (w <= 100)
-		return w;
-	return 100 + (w - 100) * 900 / 9900;
-}
-
-/* CFQ's blkio.weight (10..1000, default 500), as systemd converts. */
-static uint64_t weight_to_cfq(uint64_t w)
-{
-	uint64_t v = w * 500 / 100;
-	return v < 10 ? 10 : v > 1000 ? 1000 : v;
-}
-
-/* Weights are enforced only on devices whose scheduler is bfq (or by
- * iocost on v2); having the cgroup files is not enough. */
-static bool any_bfq_device(void)
-{
-	DIR *d = opendir("/sys/block");
-	if (d == NULL)
-		return false;
-	bool found = false;
-	struct dirent *de;
-	while (!found && (de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		cleanup_free char *p =
-		    hsp_strdup_printf("/sys/block/%s/queue/scheduler", de->d_name);
-		cleanup_free char *s = NULL;
-		hsp_error_t ignored = NULL;
-		if (hsp_read_file(p, &s, NULL, &ignored) == 0 && strstr(s, "[bfq]") != NULL)
-			found = true;
-		hsp_error_release(&ignored);
-	}
-	closedir(d);
-	return found;
-}
-
-static bool iocost_enabled(void)
-{
-	cleanup_free char *s = NULL;
-	hsp_error_t ignored = NULL;
-	bool on = read_str(CG_ROOT, "io.cost.qos", &s, &ignored) == 0 && strstr(s, "enable=1");
-	hsp_error_release(&ignored);
-	return on;
-}
-
-/* Is w one of the space-separated words? */
-static bool word_in(const char *words, const char *w)
-{
-	size_t n = strlen(w);
-	for (const char *p = words; (p = strstr(p, w)) != NULL; p += n)
-		if ((p == words || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ' || p[n] == '\n'))
-			return true;
-	return false;
-}
-
-static bool v2_has_controller(const char *name)
-{
-	cleanup_free char *s = NULL;
-	hsp_error_t ignored = NULL;
-	int r = read_str(CG_ROOT, "cgroup.controllers", &s, &ignored);
-	hsp_error_release(&ignored);
-	return r == 0 && word_in(s, name);
-}
-
-/* Swap accounting on v2: a group with memory.max but no memory.swap.max
- * means it is off; without such a group, trust the kernel command line. */
-static bool v2_swap_supported(void)
-{
-	DIR *d = opendir(CG_ROOT);
-	int verdict = -1;
-	struct dirent *de;
-	while (d && verdict < 0 && (de = readdir(d)) != NULL) {
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
-			continue;
-		cleanup_free char *dir = path_join(CG_ROOT, de->d_name);
-		if (file_exists(dir, "memory.max"))
-			verdict = file_exists(dir, "memory.swap.max");
-	}
-	if (d)
-		closedir(d);
-	if (verdict >= 0)
-		return verdict;
-	cleanup_free char *cmdline = NULL;
-	hsp_error_t ignored = NULL;
-	int r = hsp_read_file("/proc/cmdline", &cmdline, NULL, &ignored);
-	hsp_error_release(&ignored);
-	return r < 0 ||
-	       (strstr(cmdline, "swapaccount=0") == NULL && strstr(cmdline, "noswap") == NULL);
-}
-
-static bool v1_root_has(const char *ctrl, const char *file)
-{
-	cleanup_free char *mp = NULL;
-	return v1_mount_of(ctrl, &mp) && file_exists(mp, file);
-}
-
-static int unsupported(hsp_error_t *err, const char *what, const char *why)
-{
-	return hsp_make_error(err, EOPNOTSUPP, "cgroup: %s cannot be enforced on this host: %s",
-			      what, why);
-}
-
-static int check_v1(unsigned set, hsp_error_t *err)
-{
-	if ((set & HSP_LIMIT_MEMORY) && !v1_root_has("memory", "memory.limit_in_bytes"))
-		return unsupported(err, "memory limit", "no v1 memory controller");
-	if ((set & HSP_LIMIT_SWAP) && !v1_root_has("memory", "memory.memsw.limit_in_bytes"))
-		return unsupported(err, "swap limit",
-				   "no memory.memsw.limit_in_bytes (boot with swapaccount=1)");
-	if ((set & HSP_LIMIT_CPUS) && !v1_root_has("cpu", "cpu.cfs_quota_us"))
-		return unsupported(err, "cpu limit", "no cpu.cfs_quota_us (CFS bandwidth control)");
-	if ((set & HSP_LIMIT_CPU_WEIGHT) && !v1_root_has("cpu", "cpu.shares"))
-		return unsupported(err, "cpu weight", "no v1 cpu controller");
-	if ((set & HSP_LIMIT_PIDS) && !v1_root_has("pids", "cgroup.procs"))
-		return unsupported(err, "pids limit", "no v1 pids controller");
-	if ((set & HSP_LIMIT_IO_WEIGHT) &&
-	    !(v1_root_has("blkio", "cgroup.procs") &&
-	      (any_bfq_device() || v1_root_has("blkio", "blkio.weight"))))
-		return unsupported(err, "io weight",
-				   "no block device uses the bfq scheduler (blkio.bfq.weight) "
-				   "and there is no blkio.weight");
-	return 0;
-}
-
-static int check_v2(unsigned set, hsp_error_t *err)
-{
-	if ((set & (HSP_LIMIT_MEMORY | HSP_LIMIT_SWAP)) && !v2_has_controller("memory"))
-		return unsupported(err, "memory limit",
-				   "no memory controller in cgroup.controllers");
-	if ((set & HSP_LIMIT_SWAP) && !v2_swap_supported())
-		return unsupported(err, "swap limit",
-				   "swap accounting is off (no memory.swap.max)");
-	if ((set & (HSP_LIMIT_CPUS | HSP_LIMIT_CPU_WEIGHT)) && !v2_has_controller("cpu"))
-		return unsupported(err, "cpu limit", "no cpu controller in cgroup.controllers");
-	if ((set & HSP_LIMIT_PIDS) && !v2_has_controller("pids"))
-		return unsupported(err, "pids limit", "no pids controller in cgroup.controllers");
-	if ((set & HSP_LIMIT_IO_WEIGHT) &&
-	    !(v2_has_controller("io") && (any_bfq_device() || iocost_enabled())))
-		return unsupported(err, "io weight",
-				   "no block device uses the bfq scheduler and iocost is not "
-				   "enabled (io.cost.qos)");
-	return 0;
-}
-
-static int check_support(enum hsp_cgroup_mode mode, unsigned set, hsp_error_t *err)
-{
-	if (set == 0)
-		return 0;
-	int r = lib_init(err);
-	if (r < 0)
-		return r;
-	return mode == HSP_CGROUP_V2 ? check_v2(set, err) : check_v1(set, err);
-}
-
-int hsp_cgroup_check_limits(const struct hsp_limits *lim, hsp_error_t *err)
-{
-	enum hsp_cgroup_mode mode;
-	int r = validate_limits(lim, err);
-	if (r == 0)
-		r = hsp_cgroup_detect_mode(&mode, err);
-	if (r == 0)
-		r = check_support(mode, lim->set, err);
-	return r;
-}
-
-static const char *v1_limit_str(uint64_t v, char buf[32])
-{
-	if (v == UNLIMITED)
-		return "-1";
-	snprintf(buf, 32, "%llu", (unsigned long long)v);
-	return buf;
-}
-
-static uint64_t add_sat(uint64_t a, uint64_t b)
-{
-	return a > UNLIMITED - b ? UNLIMITED : a + b;
-}
-
-static int v1_read_limit(struct hsp_cgroup *cg, const char *file, uint64_t *v, hsp_error_t *err)
-{
-	int r = read_u64(ctrl_of(cg, "memory")->dir, file, v, err);
-	if (r == 0 && *v >= V1_UNLIMITED_MIN)
-		*v = UNLIMITED;
-	return r;
-}
-
-/* v1 has no separate swap limit: memory.memsw.limit_in_bytes caps
- * memory+swap and must stay >= memory.limit_in_bytes after every write.
- * When only the memory limit changes, the swap allowance on top of it is
- * kept, as v2's independent memory.swap.max would.  Unlimited memory
- * forces unlimited memsw (v1 cannot cap swap alone). */
-static int v1_set_memory(struct hsp_cgroup *cg, const struct hsp_limits *lim, hsp_error_t *err)
-{
-	const struct cg_ctrl *c = ctrl_of(cg, "memory");
-	bool memsw = file_exists(c->dir, "memory.memsw.limit_in_bytes");
-	char b1[32], b2[32];
-	if ((lim->set & HSP_LIMIT_SWAP) && !memsw)
-		return unsupported(err, "swap limit",
-				   "no memory.memsw.limit_in_bytes (boot with swapaccount=1)");
-	uint64_t cur_mem, cur_sw = UNLIMITED;
-	int r = v1_read_limit(cg, "memory.limit_in_bytes", &cur_mem, err);
-	if (r == 0 && memsw)
-		r = v1_read_limit(cg, "memory.memsw.limit_in_bytes", &cur_sw, err);
-	if (r < 0)
-		return r;
-	uint64_t mem =
-	    (lim->set & HSP_LIMIT_MEMORY) ? (lim->memory ? lim->memory : UNLIMITED) : cur_mem;
-	if (!memsw)
-		return cg_set(cg, "memory.limit_in_bytes", v1_limit_str(mem, b1), err);
-	uint64_t sw;
-	if (lim->set & HSP_LIMIT_SWAP)
-		sw = add_sat(mem, lim->swap);
-	else
-		sw = cur_sw == UNLIMITED ? UNLIMITED
-					 : add_sat(mem, cur_sw > cur_mem ? cur_sw - cur_mem : 0);
-	if (mem == UNLIMITED)
-		sw = UNLIMITED;
-	const char *ms = v1_limit_str(mem, b1), *ss = v1_limit_str(sw, b2);
-	if (sw >= cur_mem) {
-		r = cg_set(cg, "memory.memsw.limit_in_bytes", ss, err);
-		return r < 0 ? r : cg_set(cg, "memory.limit_in_bytes", ms, err);
-	}
-	r = cg_set(cg, "memory.limit_in_bytes", ms, err);
-	return r < 0 ? r : cg_set(cg, "memory.memsw.limit_in_bytes", ss, err);
-}
-
-static int v2_set_memory(struct hsp_cgroup *cg, const struct hsp_limits *lim, hsp_error_t *err)
-{
-	int r = 0;
-	if (lim->set & HSP_LIMIT_MEMORY)
-		r = lim->memory ? cg_set_u64(cg, "memory.max", lim->memory, err)
-				: cg_set(cg, "memory.max", "max", err);
-	if (r == 0 && (lim->set & HSP_LIMIT_SWAP))
-		r = cg_set_u64(cg, "memory.swap.max", lim->swap, err);
-	return r;
-}
-
-static int set_cpus(struct hsp_cgroup *cg, uint64_t milli, hsp_error_t *err)
-{
-	uint64_t quota = milli * CPU_PERIOD_US / 1000;
-	char buf[64];
-	if (cg->mode == HSP_CGROUP_V2) {
-		if (milli == 0)
-			snprintf(buf, sizeof(buf), "max %llu", CPU_PERIOD_US);
-		else
-			snprintf(buf, sizeof(buf), "%llu %llu", (unsigned long long)quota,
-				 CPU_PERIOD_US);
-		return cg_set(cg, "cpu.max", buf, err);
-	}
-	int r = cg_set_u64(cg, "cpu.cfs_period_us", CPU_PERIOD_US, err);
-	if (r < 0)
-		return r;
-	return milli ? cg_set_u64(cg, "cpu.cfs_quota_us", quota, err)
-		     : cg_set(cg, "cpu.cfs_quota_us", "-1", err);
-}
-
-static int set_io_weight(struct hsp_cgroup *cg, uint64_t w, hsp_error_t *err)
-{
-	const struct cg_ctrl *c = ctrl_of(cg, cg->mode == HSP_CGROUP_V2 ? "io" : "blkio");
-	if (c == NULL)
-		return unsupported(err, "io weight", "no blkio controller");
-	bool v2 = cg->mode == HSP_CGROUP_V2;
-	const char *iocost = v2 ? "io.weight" : "blkio.weight";
-	const char *bfq = v2 ? "io.bfq.weight" : "blkio.bfq.weight";
-	bool has_iocost = file_exists(c->dir, iocost), has_bfq = file_exists(c->dir, bfq);
-	if (!has_iocost && !has_bfq)
-		return unsupported(err, "io weight", "the group has no io weight file");
-	char buf[32];
-	int r = 0;
-	if (has_iocost) {
-		if (v2)
-			snprintf(buf, sizeof(buf), "default %llu", (unsigned long long)w);
-		else
-			snprintf(buf, sizeof(buf), "%llu", (unsigned long long)weight_to_cfq(w));
-		r = cg_set(cg, iocost, buf, err);
-	}
-	if (r == 0 && has_bfq)
-		r = cg_set_u64(cg, bfq, weight_to_bfq(w), err);
-	return r;
-}
-
-int hsp_cgroup_set_limits(struct hsp_cgroup *cg, const struct hsp_limits *lim, hsp_error_t *err)
-{
-	int r = validate_limits(lim, err);
-	if (r == 0)
-		r = check_support(cg->mode, lim->set, err);
-	bool v2 = cg->mode == HSP_CGROUP_V2;
-	if (r == 0 && (lim->set & (HSP_LIMIT_MEMORY | HSP_LIMIT_SWAP)))
-		r = v2 ? v2_set_memory(cg, lim, err) : v1_set_memory(cg, lim, err);
-	if (r == 0 && (lim->set & HSP_LIMIT_CPUS))
-		r = set_cpus(cg, lim->cpus_milli, err);
-	if (r == 0 && (lim->set & HSP_LIMIT_CPU_WEIGHT))
-		r = v2 ? cg_set_u64(cg, "cpu.weight", lim->cpu_weight, err)
-		       : cg_set_u64(cg, "cpu.shares", weight_to_shares(lim->cpu_weight), err);
-	if (r == 0 && (lim->set & HSP_LIMIT_PIDS))
-		r = lim->pids ? cg_set_u64(cg, "pids.max", lim->pids, err)
-			      : cg_set(cg, "pids.max", "max", err);
-	if (r == 0 && (lim->set & HSP_LIMIT_IO_WEIGHT))
-		r = set_io_weight(cg, lim->io_weight, err);
-	return r;
-}
-
-/* ---- devices: v1 allow-list ---- */
-
-static int v1_devices(struct hsp_cgroup *cg, hsp_error_t *err)
-{
-	int r = cg_set(cg, "devices.deny", "a", err);
-	for (size_t i = 0; r == 0 && i < N_VE_DEVICES; i++) {
-		char rule[32], minor[16];
-		if (ve_devices[i].minor < 0)
-			snprintf(minor, sizeof(minor), "*");
-		else
-			snprintf(minor, sizeof(minor), "%d", ve_devices[i].minor);
-		snprintf(rule, sizeof(rule), "c %d:%s rwm", ve_devices[i].major, minor);
-		/* devices.allow takes one rule per write: one modify each */
-		r = cg_set(cg, "devices.allow", rule, err);
-	}
-	return r;
-}
-
-/* ---- devices: v2 eBPF program ---- */
-
-#define INSN(c, d, s, o, i)                                                                        \
-	((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
-#define LDX_W(d, s, o) INSN(BPF_LDX | BPF_W | BPF_MEM, d, s, o, 0)
-#define ALU32_IMM(op, d, i) INSN(BPF_ALU | BPF_OP(op) | BPF_K, d, 0, 0, i)
-#define JNE_IMM(d, i, o) INSN(BPF_JMP | BPF_JNE | BPF_K, d, 0, o, i)
-#define MOV64_IMM(d, i) INSN(BPF_ALU64 | BPF_MOV | BPF_K, d, 0, 0, i)
-#define EXIT_INSN() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
-
-/* Returns the instruction count.  r2 = device type, r4 = major,
- * r5 = minor; each allowed device is a block "if all match, return 1";
- * the program ends in "return 0" (deny).  Every access type (read, write,
- * mknod) is allowed on listed devices, so the access bits are not read. */
-static size_t build_device_prog(struct bpf_insn *p)
-{
-	size_t n = 0;
-	p[n++] = LDX_W(BPF_REG_2, BPF_REG_1, offsetof(struct bpf_cgroup_dev_ctx, access_type));
-	p[n++] = ALU32_IMM(BPF_AND, BPF_REG_2, 0xFFFF);
-	p[n++] = LDX_W(BPF_REG_4, BPF_REG_1, offsetof(struct bpf_cgroup_dev_ctx, major));
-	p[n++] = LDX_W(BPF_REG_5, BPF_REG_1, offsetof(struct bpf_cgroup_dev_ctx, minor));
-	for (size_t i = 0; i < N_VE_DEVICES; i++) {
-		bool minor = ve_devices[i].minor >= 0;
-		short skip = minor ? 4 : 3; /* jumps land after this block's exit */
-		p[n++] = JNE_IMM(BPF_REG_2, BPF_DEVCG_DEV_CHAR, skip--);
-		p[n++] = JNE_IMM(BPF_REG_4, ve_devices[i].major, skip--);
-		if (minor)
-			p[n++] = JNE_IMM(BPF_REG_5, ve_devices[i].minor, skip--);
-		p[n++] = MOV64_IMM(BPF_REG_0, 1);
-		p[n++] = EXIT_INSN();
-	}
-	p[n++] = MOV64_IMM(BPF_REG_0, 0);
-	p[n++] = EXIT_INSN();
-	return n;
-}
-
-static int sys_bpf(int cmd, union bpf_attr *attr)
-{
-	return (int)syscall(__NR_bpf, cmd, attr, sizeof(*attr));
-}
-
-static int load_device_prog(hsp_error_t *err)
-{
-	struct bpf_insn prog[8 + 5 * N_VE_DEVICES];
-	union bpf_attr attr;
-	memset(&attr, 0, sizeof(attr));
-	attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
-	attr.insns = (uint64_t)(uintptr_t)prog;
-	attr.insn_cnt = (uint32_t)build_device_prog(prog);
-	attr.license = (uint64_t)(uintptr_t) "GPL";
-	int fd = sys_bpf(BPF_PROG_LOAD, &attr);
-	if (fd < 0 && errno == EPERM) {
-		/* Before Linux 5.11 programs were charged to RLIMIT_MEMLOCK. */
-		struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
-		if (setrlimit(RLIMIT_MEMLOCK, &rl) == 0)
-			fd = sys_bpf(BPF_PROG_LOAD, &attr);
-	}
-	if (fd < 0)
-		return hsp_make_errno(err, errno, "cgroup: load the device-filter eBPF program");
-	return fd;
-}
-
-/* Detaches the device programs that were on the group before ours (a
- * left-over group being reused): ours must be the only one. */
-static int detach_old_progs(int dirfd, const uint32_t *ids, uint32_t n, const char *dir,
-			    hsp_error_t *err)
-{
-	for (uint32_t i = 0; i < n; i++) {
-		union bpf_attr attr;
-		memset(&attr, 0, sizeof(attr));
-		attr.prog_id = ids[i];
-		cleanup_close int fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &attr);
-		if (fd < 0 && errno == ENOENT)
-			continue;
-		if (fd < 0)
-			return hsp_make_errno(err, errno, "cgroup: open old eBPF program of `%s`",
-					      dir);
-		memset(&attr, 0, sizeof(attr));
-		attr.target_fd = (uint32_t)dirfd;
-		attr.attach_bpf_fd = (uint32_t)fd;
-		attr.attach_type = BPF_CGROUP_DEVICE;
-		if (sys_bpf(BPF_PROG_DETACH, &attr) < 0 && errno != ENOENT)
-			return hsp_make_errno(err, errno, "cgroup: detach old eBPF program of `%s`",
-					      dir);
-	}
-	return 0;
-}
-
-int hsp_cgroup_attach_device_filter(const char *dir, hsp_error_t *err)
-{
-	cleanup_close int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0)
-		return hsp_make_errno(err, errno, "cgroup: open `%s`", dir);
-	uint32_t ids[64];
-	union bpf_attr attr;
-	memset(&attr, 0, sizeof(attr));
-	attr.query.target_fd = (uint32_t)dirfd;
-	attr.query.attach_type = BPF_CGROUP_DEVICE;
-	attr.query.prog_ids = (uint64_t)(uintptr_t)ids;
-	attr.query.prog_cnt = 64;
-	if (sys_bpf(BPF_PROG_QUERY, &attr) < 0)
-		return hsp_make_errno(err, errno, "cgroup: query eBPF programs of `%s`", dir);
-	uint32_t old = attr.query.prog_cnt;
-
-	cleanup_close int prog = load_device_prog(err);
-	if (prog < 0)
-		return prog;
-	memset(&attr, 0, sizeof(attr));
-	attr.target_fd = (uint32_t)dirfd;
-	attr.attach_bpf_fd = (uint32_t)prog;
-	attr.attach_type = BPF_CGROUP_DEVICE;
-	attr.attach_flags = BPF_F_ALLOW_MULTI;
-	if (sys_bpf(BPF_PROG_ATTACH, &attr) < 0)
-		return hsp_make_errno(err, errno,
-				      "cgroup: attach device-filter eBPF program to `%s`", dir);
-	/* The cgroup holds the program now; our fd can go. */
-	return detach_old_progs(dirfd, ids, old, dir, err);
 }
 
 /* ---- creation ---- */
@@ -1118,11 +601,11 @@ static int cpuset_fill_level(const char *mount, const char *rel, hsp_error_t *er
 		return hsp_make_errno(err, ENOMEM, "cgroup: cpuset of `%s`", dir);
 	for (size_t i = 0; i < 2; i++) {
 		cleanup_free char *cur = NULL, *val = NULL;
-		int r = read_str(dir, files[i], &cur, err);
+		int r = hsp_cg_read_str(dir, files[i], &cur, err);
 		if (r == 0)
 			trim(cur);
 		if (r == 0 && cur[0] == '\0')
-			r = read_str(parent, files[i], &val, err);
+			r = hsp_cg_read_str(parent, files[i], &val, err);
 		if (r == 0 && val != NULL) {
 			trim(val);
 			r = lib_set(rel, "cpuset", dir, files[i], val, err);
@@ -1135,7 +618,7 @@ static int cpuset_fill_level(const char *mount, const char *rel, hsp_error_t *er
 
 static int cpuset_fill(struct hsp_cgroup *cg, hsp_error_t *err)
 {
-	const struct cg_ctrl *c = ctrl_of(cg, "cpuset");
+	const struct cg_ctrl *c = hsp_cg_ctrl_of(cg, "cpuset");
 	size_t mlen = c ? strlen(c->dir) - strlen(c->rel) : 0;
 	cleanup_free char *mount = c ? strndup(c->dir, mlen) : NULL;
 	cleanup_free char *rel = c ? strdup(c->rel) : NULL;
@@ -1162,8 +645,27 @@ static int v1_create(struct hsp_cgroup *cg, hsp_error_t *err)
 	if (r == 0)
 		r = cpuset_fill(cg, err);
 	if (r == 0)
-		r = v1_devices(cg, err);
+		r = hsp_cg_v1_devices(cg, err);
 	return r;
+}
+
+/* Is w one of the space-separated words? */
+static bool word_in(const char *words, const char *w)
+{
+	size_t n = strlen(w);
+	for (const char *p = words; (p = strstr(p, w)) != NULL; p += n)
+		if ((p == words || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ' || p[n] == '\n'))
+			return true;
+	return false;
+}
+
+bool hsp_cg_v2_has_controller(const char *name)
+{
+	cleanup_free char *s = NULL;
+	hsp_error_t ignored = NULL;
+	int r = hsp_cg_read_str(CG_ROOT, "cgroup.controllers", &s, &ignored);
+	hsp_error_release(&ignored);
+	return r == 0 && word_in(s, name);
 }
 
 /* Enables the wanted controllers ("memory pids ...") in one group's
@@ -1172,7 +674,7 @@ static int v1_create(struct hsp_cgroup *cg, hsp_error_t *err)
 static int v2_enable(const char *dir, const char *wanted, hsp_error_t *err)
 {
 	cleanup_free char *cur = NULL;
-	int r = read_str(dir, "cgroup.subtree_control", &cur, err);
+	int r = hsp_cg_read_str(dir, "cgroup.subtree_control", &cur, err);
 	if (r < 0)
 		return r;
 	char buf[128] = "";
@@ -1187,7 +689,7 @@ static int v2_enable(const char *dir, const char *wanted, hsp_error_t *err)
 	}
 	if (off == 0)
 		return 0;
-	cleanup_free char *p = path_join(dir, "cgroup.subtree_control");
+	cleanup_free char *p = hsp_cg_path_join(dir, "cgroup.subtree_control");
 	cleanup_close int fd = open(p, O_WRONLY | O_CLOEXEC);
 	if (fd >= 0 && write(fd, buf, off) >= 0)
 		return 0;
@@ -1209,7 +711,7 @@ static int v2_wanted(char *out, size_t size, hsp_error_t *err)
 	size_t off = 0;
 	out[0] = '\0';
 	for (size_t i = 0; i < sizeof(v2_ctrls) / sizeof(v2_ctrls[0]); i++) {
-		if (!v2_has_controller(v2_ctrls[i].name)) {
+		if (!hsp_cg_v2_has_controller(v2_ctrls[i].name)) {
 			if (v2_ctrls[i].required)
 				return hsp_make_error(err, EOPNOTSUPP,
 						      "cgroup: the v2 `%s` controller is not "
@@ -1266,9 +768,9 @@ int hsp_cgroup_create(const char *instance, const char *ve, const struct hsp_lim
 	if (r == 0)
 		r = hsp_validate_name(ve, "VE", err);
 	if (r == 0 && lim)
-		r = validate_limits(lim, err);
+		r = hsp_cg_validate_limits(lim, err);
 	if (r == 0)
-		r = lib_init(err);
+		r = hsp_cg_lib_init(err);
 	if (r == 0)
 		r = hsp_cgroup_detect_mode(&mode, err);
 	if (r == 0)
@@ -1296,8 +798,9 @@ int hsp_cgroup_create(const char *instance, const char *ve, const struct hsp_lim
 static int v1_name(const char *s, size_t len, const char **name)
 {
 	for (size_t i = 0; i < CG_MAX_CTRL; i++)
-		if (strlen(v1_ctrls[i].name) == len && memcmp(v1_ctrls[i].name, s, len) == 0) {
-			*name = v1_ctrls[i].name;
+		if (strlen(hsp_cg_v1_ctrls[i].name) == len &&
+		    memcmp(hsp_cg_v1_ctrls[i].name, s, len) == 0) {
+			*name = hsp_cg_v1_ctrls[i].name;
 			return 0;
 		}
 	return -EINVAL;
@@ -1312,13 +815,13 @@ static int parse_entry(struct hsp_cgroup *cg, const char *s, size_t len, hsp_err
 		return -EINVAL;
 	size_t nlen = (size_t)(eq - s);
 	if (v2 ? (nlen != 7 || memcmp(s, "unified", 7) != 0)
-	       : (v1_name(s, nlen, &name) < 0 || ctrl_of(cg, name) != NULL))
+	       : (v1_name(s, nlen, &name) < 0 || hsp_cg_ctrl_of(cg, name) != NULL))
 		return -EINVAL;
 	cleanup_free char *rel = strndup(eq + 1, len - nlen - 1);
 	if (rel == NULL || !valid_group_path(rel))
 		return -EINVAL;
 	cleanup_free char *mp = NULL;
-	if (!v2 && v1_mount_of(name, &mp) == NULL)
+	if (!v2 && hsp_cg_v1_mount_of(name, &mp) == NULL)
 		return hsp_make_error(err, ENODEV, "cgroup: the v1 `%s` controller is not mounted",
 				      name);
 	return add_ctrl(cg, v2 ? "unified" : name, v2 ? CG_ROOT : mp, steal_pointer(&rel));
@@ -1334,7 +837,8 @@ static int parse_entries(struct hsp_cgroup *cg, const char *s, hsp_error_t *err)
 		p += n + 1;
 	}
 	for (size_t i = 0; r == 0 && cg->mode != HSP_CGROUP_V2 && i < CG_MAX_CTRL; i++)
-		if (v1_ctrls[i].required && ctrl_of(cg, v1_ctrls[i].name) == NULL)
+		if (hsp_cg_v1_ctrls[i].required &&
+		    hsp_cg_ctrl_of(cg, hsp_cg_v1_ctrls[i].name) == NULL)
 			r = -EINVAL;
 	return r == 0 && cg->n == 0 ? -EINVAL : r;
 }
@@ -1342,7 +846,7 @@ static int parse_entries(struct hsp_cgroup *cg, const char *s, hsp_error_t *err)
 int hsp_cgroup_open(const char *serialized, struct hsp_cgroup **out, hsp_error_t *err)
 {
 	enum hsp_cgroup_mode host;
-	int r = lib_init(err);
+	int r = hsp_cg_lib_init(err);
 	if (r == 0)
 		r = hsp_cgroup_detect_mode(&host, err);
 	if (r < 0)
@@ -1380,7 +884,7 @@ int hsp_cgroup_attach(struct hsp_cgroup *cg, pid_t pid, hsp_error_t *err)
 	snprintf(buf, sizeof(buf), "%d", (int)pid);
 	if (cg->mode == HSP_CGROUP_V2) {
 		bool done[CG_MAX_CTRL] = {false};
-		int r = lib_init(err);
+		int r = hsp_cg_lib_init(err);
 		if (r < 0)
 			return r;
 		struct cgroup *g = lib_group(cg, 0, done);
@@ -1428,7 +932,7 @@ static int collect_pids(const char *dir, bool top, struct pidvec *pv, hsp_error_
 {
 	cleanup_free char *procs = NULL;
 	hsp_error_t e = NULL;
-	int r = read_str(dir, "cgroup.procs", &procs, &e);
+	int r = hsp_cg_read_str(dir, "cgroup.procs", &procs, &e);
 	if (r < 0 && !top && e && e->status == ENOENT) {
 		hsp_error_release(&e); /* a sub-group went away meanwhile */
 		return 0;
@@ -1453,7 +957,7 @@ static int collect_pids(const char *dir, bool top, struct pidvec *pv, hsp_error_
 	while (d && r == 0 && (de = readdir(d)) != NULL) {
 		if (de->d_type != DT_DIR || de->d_name[0] == '.')
 			continue;
-		cleanup_free char *sub = path_join(dir, de->d_name);
+		cleanup_free char *sub = hsp_cg_path_join(dir, de->d_name);
 		r = collect_pids(sub, false, pv, err);
 	}
 	if (d)
@@ -1463,9 +967,9 @@ static int collect_pids(const char *dir, bool top, struct pidvec *pv, hsp_error_
 
 int hsp_cgroup_pids(struct hsp_cgroup *cg, pid_t **pids, hsp_error_t *err)
 {
-	const struct cg_ctrl *c = ctrl_of(cg, "pids");
+	const struct cg_ctrl *c = hsp_cg_ctrl_of(cg, "pids");
 	if (c == NULL)
-		c = ctrl_of(cg, "memory");
+		c = hsp_cg_ctrl_of(cg, "memory");
 	struct pidvec pv = {0};
 	int r = collect_pids(c->dir, true, &pv, err);
 	if (r < 0) {
@@ -1476,42 +980,18 @@ int hsp_cgroup_pids(struct hsp_cgroup *cg, pid_t **pids, hsp_error_t *err)
 	return (int)pv.n;
 }
 
-int hsp_cgroup_usage(struct hsp_cgroup *cg, struct hsp_usage *u, hsp_error_t *err)
-{
-	memset(u, 0, sizeof(*u));
-	const char *mem = ctrl_of(cg, "memory")->dir;
-	int r;
-	if (cg->mode == HSP_CGROUP_V2) {
-		r = read_u64(mem, "memory.current", &u->memory, err);
-		if (r == 0 && file_exists(mem, "memory.swap.current"))
-			r = read_u64(mem, "memory.swap.current", &u->swap, err);
-		if (r == 0 && (r = read_key(mem, "cpu.stat", "usage_usec", &u->cpu_ns, err)) == 0)
-			u->cpu_ns *= 1000;
-		return r < 0 ? r : read_u64(mem, "pids.current", &u->pids, err);
-	}
-	uint64_t memsw = 0;
-	r = read_u64(mem, "memory.usage_in_bytes", &u->memory, err);
-	if (r == 0 && file_exists(mem, "memory.memsw.usage_in_bytes"))
-		r = read_u64(mem, "memory.memsw.usage_in_bytes", &memsw, err);
-	u->swap = memsw > u->memory ? memsw - u->memory : 0;
-	const struct cg_ctrl *acct = ctrl_of(cg, "cpuacct");
-	if (r == 0 && acct)
-		r = read_u64(acct->dir, "cpuacct.usage", &u->cpu_ns, err);
-	return r < 0 ? r : read_u64(ctrl_of(cg, "pids")->dir, "pids.current", &u->pids, err);
-}
-
 /* ---- freezing ---- */
 
 static int freeze_state(struct hsp_cgroup *cg, bool *reached, int frozen, hsp_error_t *err)
 {
 	if (cg->mode == HSP_CGROUP_V2) {
 		uint64_t v;
-		int r = read_key(cg->c[0].dir, "cgroup.events", "frozen", &v, err);
+		int r = hsp_cg_read_key(cg->c[0].dir, "cgroup.events", "frozen", &v, err);
 		*reached = r == 0 && v == (uint64_t)(frozen != 0);
 		return r;
 	}
 	cleanup_free char *s = NULL;
-	int r = read_str(ctrl_of(cg, "freezer")->dir, "freezer.state", &s, err);
+	int r = hsp_cg_read_str(hsp_cg_ctrl_of(cg, "freezer")->dir, "freezer.state", &s, err);
 	if (r == 0)
 		trim(s);
 	*reached = r == 0 && strcmp(s, frozen ? "FROZEN" : "THAWED") == 0;
@@ -1526,9 +1006,9 @@ int hsp_cgroup_freeze(struct hsp_cgroup *cg, int frozen, hsp_error_t *err)
 	uint64_t deadline = hsp_now_ns() + FREEZE_TIMEOUT_NS;
 	unsigned delay = 1;
 	bool reached = false;
-	int r = lib_init(err);
+	int r = hsp_cg_lib_init(err);
 	if (r == 0)
-		r = cg_set(cg, file, val, err);
+		r = hsp_cg_set(cg, file, val, err);
 	while (r == 0 && !(r = freeze_state(cg, &reached, frozen, err)) && !reached) {
 		if (hsp_now_ns() > deadline)
 			break;
@@ -1536,17 +1016,17 @@ int hsp_cgroup_freeze(struct hsp_cgroup *cg, int frozen, hsp_error_t *err)
 		delay = delay < 16 ? delay * 2 : delay;
 		/* v1 retries tasks that could not freeze yet only on a new write */
 		if (!v2 && frozen)
-			r = cg_set(cg, file, val, err);
+			r = hsp_cg_set(cg, file, val, err);
 	}
 	if (r < 0 || reached)
 		return r;
 	if (frozen) {
 		hsp_error_t ignored = NULL;
-		cg_set(cg, file, v2 ? "0" : "THAWED", &ignored);
+		hsp_cg_set(cg, file, v2 ? "0" : "THAWED", &ignored);
 		hsp_error_release(&ignored);
 	}
 	return hsp_make_error(err, ETIMEDOUT, "cgroup: `%s` did not %s within %llu s",
-			      ctrl_of(cg, "freezer")->dir, frozen ? "freeze" : "thaw",
+			      hsp_cg_ctrl_of(cg, "freezer")->dir, frozen ? "freeze" : "thaw",
 			      FREEZE_TIMEOUT_NS / 1000000000ULL);
 }
 
@@ -1578,7 +1058,7 @@ static int rm_children(const char *dir, bool *busy, hsp_error_t *err)
 	while (r == 0 && (de = readdir(d)) != NULL) {
 		if (de->d_type != DT_DIR || de->d_name[0] == '.')
 			continue;
-		cleanup_free char *sub = path_join(dir, de->d_name);
+		cleanup_free char *sub = hsp_cg_path_join(dir, de->d_name);
 		r = rm_children(sub, busy, err);
 		if (r == 0)
 			r = rm_group(sub, busy, err);
@@ -1623,12 +1103,12 @@ int hsp_cgroup_destroy(struct hsp_cgroup *cg, hsp_error_t *err)
 {
 	uint64_t deadline = hsp_now_ns() + DESTROY_TIMEOUT_NS;
 	bool busy = false;
-	int r = lib_init(err);
+	int r = hsp_cg_lib_init(err);
 	if (r == 0 && cg->mode != HSP_CGROUP_V2) {
 		/* v1 freezer holds killed tasks until thawed (v2 lets SIGKILL
 		 * through); the group may already be gone, so errors are moot */
 		hsp_error_t ignored = NULL;
-		cg_set(cg, "freezer.state", "THAWED", &ignored);
+		hsp_cg_set(cg, "freezer.state", "THAWED", &ignored);
 		hsp_error_release(&ignored);
 	}
 	while (r == 0 && (r = remove_groups(cg, &busy, err)) == 0 && busy &&
@@ -1639,105 +1119,4 @@ int hsp_cgroup_destroy(struct hsp_cgroup *cg, hsp_error_t *err)
 				      "cgroup: cannot remove `%s`: tasks remain after %llu s",
 				      cg->c[0].dir, DESTROY_TIMEOUT_NS / 1000000000ULL);
 	return r < 0 ? r : remove_instance(cg, err);
-}
-
-/* ---- the VE's view ---- */
-
-#define VE_MOUNT_FLAGS (MS_NOSUID | MS_NODEV | MS_NOEXEC)
-
-static bool v1_list_is_ours(const char *list, size_t len)
-{
-	for (size_t i = 0; i < CG_MAX_CTRL; i++)
-		if (list_has(list, len, v1_ctrls[i].name))
-			return true;
-	return false;
-}
-
-/* Links each member of a co-mounted hierarchy ("cpu,cpuacct") to it. */
-static int link_members(const char *base, const char *list, hsp_error_t *err)
-{
-	for (const char *p = list; *p;) {
-		size_t n = strcspn(p, ",");
-		char link[PATH_MAX];
-		if (snprintf(link, sizeof(link), "%s/%.*s", base, (int)n, p) >= (int)sizeof(link))
-			return hsp_make_error(err, ENAMETOOLONG, "cgroup: path `%s` too long",
-					      base);
-		if (symlink(list, link) < 0 && errno != EEXIST)
-			return hsp_make_errno(err, errno, "cgroup: symlink `%s`", link);
-		p += n + (p[n] == ',');
-	}
-	return 0;
-}
-
-static int mount_v1_one(const char *base, const char *list, size_t len, hsp_error_t *err)
-{
-	char data[256], dir[PATH_MAX];
-	if (len >= sizeof(data))
-		return hsp_make_error(err, ENAMETOOLONG, "cgroup: hierarchy `%.*s`", (int)len,
-				      list);
-	memcpy(data, list, len);
-	data[len] = '\0';
-	if (snprintf(dir, sizeof(dir), "%s/%s", base, data) >= (int)sizeof(dir))
-		return hsp_make_error(err, ENAMETOOLONG, "cgroup: path `%s` too long", base);
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return hsp_make_errno(err, errno, "cgroup: mkdir `%s`", dir);
-	if (mount("cgroup", dir, "cgroup", MS_RDONLY | VE_MOUNT_FLAGS, data) < 0)
-		return hsp_make_errno(err, errno, "cgroup: mount cgroup `%s` at `%s`", data, dir);
-	return memchr(data, ',', len) ? link_members(base, data, err) : 0;
-}
-
-static int read_self_cgroup(char *buf, size_t size, hsp_error_t *err)
-{
-	size_t len = 0;
-	ssize_t n = 0;
-	int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return hsp_make_errno(err, errno, "cgroup: open /proc/self/cgroup");
-	while (len < size - 1 && (n = read(fd, buf + len, size - 1 - len)) != 0) {
-		if (n < 0 && errno != EINTR)
-			break;
-		len += n > 0 ? (size_t)n : 0;
-	}
-	close(fd);
-	buf[len] = '\0';
-	return n < 0 ? hsp_make_errno(err, errno, "cgroup: read /proc/self/cgroup") : 0;
-}
-
-/* One read-only mount per v1 hierarchy holding our controllers, named as
- * /proc/self/cgroup lists it.  Runs in the VE child after clone: stack
- * buffers and syscalls only on the success path. */
-static int mount_v1(const char *base, hsp_error_t *err)
-{
-	char buf[8192];
-	int r = read_self_cgroup(buf, sizeof(buf), err);
-	for (const char *line = buf; r == 0 && *line;) {
-		const char *nl = strchrnul(line, '\n');
-		const char *c1 = memchr(line, ':', (size_t)(nl - line));
-		const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(nl - c1 - 1)) : NULL;
-		size_t len = c2 ? (size_t)(c2 - c1 - 1) : 0;
-		if (len > 0 && v1_list_is_ours(c1 + 1, len))
-			r = mount_v1_one(base, c1 + 1, len, err);
-		line = *nl ? nl + 1 : nl;
-	}
-	return r;
-}
-
-int hsp_cgroup_mount_in_ve(enum hsp_cgroup_mode mode, const char *rootfs, hsp_error_t *err)
-{
-	char target[PATH_MAX];
-	if ((size_t)snprintf(target, sizeof(target), "%s/sys/fs/cgroup", rootfs) >= sizeof(target))
-		return hsp_make_error(err, ENAMETOOLONG, "cgroup: rootfs path too long");
-	if (mode == HSP_CGROUP_V2) {
-		if (mount("cgroup2", target, "cgroup2", MS_RDONLY | VE_MOUNT_FLAGS, NULL) < 0)
-			return hsp_make_errno(err, errno, "cgroup: mount cgroup2 at `%s`", target);
-		return 0;
-	}
-	if (mount("tmpfs", target, "tmpfs", VE_MOUNT_FLAGS, "mode=755") < 0)
-		return hsp_make_errno(err, errno, "cgroup: mount tmpfs at `%s`", target);
-	int r = mount_v1(target, err);
-	if (r < 0)
-		return r;
-	if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | VE_MOUNT_FLAGS, NULL) < 0)
-		return hsp_make_errno(err, errno, "cgroup: remount `%s` read-only", target);
-	return 0;
 }
