@@ -9,7 +9,7 @@ build-essential cmake pkg-config git clang-format
 libcgroup-dev libseccomp-dev libcap-dev libjson-c-dev libarchive-dev libzstd-dev
 check valgrind
 busybox-static zstd tar iproute2 util-linux procps bc
-crun hyperfine
+crun hyperfine jq
 qemu-system-x86 cpio kmod
 "
 
