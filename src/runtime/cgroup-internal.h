@@ -42,7 +42,12 @@ extern const struct cg_ctrl_spec hsp_cg_v1_ctrls[CG_MAX_CTRL];
 
 /* ---- cgroup.c: libcgroup glue and file helpers ---- */
 
+/* Every use of libcgroup goes through here first.  Not for the monitor's
+ * calls (open, attach, pids, destroy, mount_in_ve, detect_mode): its
+ * cgroup_init() would leave ~800 KiB resident in each monitor. */
 int hsp_cg_lib_init(hsp_error_t *err);
+/* How many times hsp_cg_lib_init was entered in this process (tests). */
+unsigned long hsp_cg_lib_entries(void);
 char *hsp_cg_path_join(const char *dir, const char *file);
 bool hsp_cg_file_exists(const char *dir, const char *file);
 int hsp_cg_read_str(const char *dir, const char *file, char **out, hsp_error_t *err);
@@ -57,8 +62,9 @@ struct cg_ctrl *hsp_cg_ctrl_of(struct hsp_cgroup *cg, const char *name);
 /* Writes one control file of the VE group, through libcgroup. */
 int hsp_cg_set(struct hsp_cgroup *cg, const char *file, const char *value, hsp_error_t *err);
 int hsp_cg_set_u64(struct hsp_cgroup *cg, const char *file, uint64_t v, hsp_error_t *err);
-/* The mount point of a v1 controller (malloc'd into *mp), or NULL. */
-const char *hsp_cg_v1_mount_of(const char *ctrl, char **mp);
+/* The mount point of a v1 controller (one of hsp_cg_v1_ctrls), or NULL;
+ * from /proc/self/mountinfo, parsed once per process, without libcgroup. */
+const char *hsp_cg_v1_mount(const char *ctrl);
 /* Does the v2 root offer controller `name`? */
 bool hsp_cg_v2_has_controller(const char *name);
 

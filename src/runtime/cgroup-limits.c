@@ -128,8 +128,8 @@ static bool v2_swap_supported(void)
 
 static bool v1_root_has(const char *ctrl, const char *file)
 {
-	cleanup_free char *mp = NULL;
-	return hsp_cg_v1_mount_of(ctrl, &mp) && hsp_cg_file_exists(mp, file);
+	const char *mp = hsp_cg_v1_mount(ctrl);
+	return mp && hsp_cg_file_exists(mp, file);
 }
 
 static int unsupported(hsp_error_t *err, const char *what, const char *why)
@@ -184,9 +184,6 @@ static int check_support(enum hsp_cgroup_mode mode, unsigned set, hsp_error_t *e
 {
 	if (set == 0)
 		return 0;
-	int r = hsp_cg_lib_init(err);
-	if (r < 0)
-		return r;
 	return mode == HSP_CGROUP_V2 ? check_v2(set, err) : check_v1(set, err);
 }
 

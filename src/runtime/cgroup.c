@@ -173,8 +173,17 @@ static int lib_fail(hsp_error_t *err, int ecg, const char *what, const char *whe
 	return hsp_make_error(err, e, "cgroup: %s `%s`: %s", what, where, why);
 }
 
+/* Every path into libcgroup enters here first (see hsp_cg_lib_entries). */
+static unsigned long lib_entries;
+
+unsigned long hsp_cg_lib_entries(void)
+{
+	return __atomic_load_n(&lib_entries, __ATOMIC_RELAXED);
+}
+
 int hsp_cg_lib_init(hsp_error_t *err)
 {
+	__atomic_fetch_add(&lib_entries, 1, __ATOMIC_RELAXED);
 	pthread_once(&lib_once, lib_init_once);
 	if (lib_status != 0)
 		return hsp_make_error(err, lib_errno(lib_status),
@@ -189,11 +198,14 @@ int hsp_cg_lib_init(hsp_error_t *err)
 static int lib_set(const char *rel, const char *ctrl, const char *dir, const char *file,
 		   const char *value, hsp_error_t *err)
 {
+	int r = hsp_cg_lib_init(err);
+	if (r < 0)
+		return r;
 	struct cgroup *g = cgroup_new_cgroup(rel);
 	if (g == NULL)
 		return hsp_make_errno(err, ENOMEM, "cgroup: set `%s` in `%s`", file, dir);
 	struct cgroup_controller *c = cgroup_add_controller(g, ctrl);
-	int r = c ? cgroup_add_value_string(c, file, value) : ECGFAIL;
+	r = c ? cgroup_add_value_string(c, file, value) : ECGFAIL;
 	if (r == 0)
 		r = cgroup_modify_cgroup(g);
 	int e = r ? lib_errno(r) : 0;
@@ -286,7 +298,8 @@ int hsp_cg_read_key(const char *dir, const char *file, const char *key, uint64_t
 	return hsp_make_error(err, ENOENT, "cgroup: `%s/%s`: no `%s` entry", dir, file, key);
 }
 
-/* Plain write for files libcgroup cannot reach (see callers). */
+/* Plain write, for what libcgroup gets wrong and for the monitor's calls,
+ * which stay clear of libcgroup (see callers). */
 static int write_cg_file(const char *dir, const char *file, const char *val, hsp_error_t *err)
 {
 	cleanup_free char *p = hsp_cg_path_join(dir, file);
@@ -434,12 +447,89 @@ int hsp_cg_set_u64(struct hsp_cgroup *cg, const char *file, uint64_t v, hsp_erro
 	return hsp_cg_set(cg, file, buf, err);
 }
 
-const char *hsp_cg_v1_mount_of(const char *ctrl, char **mp)
+/* ---- v1 mount points, from /proc/self/mountinfo ----
+ *
+ * Parsed here rather than asked of libcgroup: its cgroup_init() fills
+ * ~800 KiB of static tables, which would stay resident in every monitor.
+ * Like libcgroup, the first mount of a controller wins. */
+
+static char *v1_mounts[CG_MAX_CTRL];
+static pthread_once_t v1_mounts_once = PTHREAD_ONCE_INIT;
+
+/* The next space-separated field of a mountinfo line, or NULL. */
+static char *next_field(char **p)
 {
-	*mp = NULL;
-	if (cgroup_get_subsys_mount_point(ctrl, mp) != 0)
-		*mp = NULL;
-	return *mp;
+	char *s = *p;
+	while (*s == ' ')
+		s++;
+	if (*s == '\0' || *s == '\n')
+		return NULL;
+	char *e = s + strcspn(s, " \n");
+	*p = e + (*e == ' ');
+	*e = '\0';
+	return s;
+}
+
+/* Undoes the octal escapes (\040 for space...) of a mountinfo path. */
+static void unescape_octal(char *s)
+{
+	char *w = s;
+	for (const char *r = s; *r;) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+		    r[3] >= '0' && r[3] <= '7') {
+			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+			r += 4;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+}
+
+/* One line: "id parent maj:min root mountpoint opts [optional...] - fstype
+ * source superopts".  A v1 hierarchy lists its controllers in superopts
+ * ("rw,cpu,cpuacct"); named ones such as name=systemd match none of ours. */
+static void v1_mounts_line(char *line)
+{
+	char *p = line, *f, *mp = NULL;
+	for (int i = 0; i < 5 && (f = next_field(&p)) != NULL; i++)
+		mp = f;
+	while ((f = next_field(&p)) != NULL && strcmp(f, "-") != 0)
+		;
+	char *fstype = f ? next_field(&p) : NULL;
+	char *source = fstype ? next_field(&p) : NULL;
+	char *opts = source ? next_field(&p) : NULL;
+	if (opts == NULL || strcmp(fstype, "cgroup") != 0)
+		return;
+	unescape_octal(mp);
+	for (size_t i = 0; i < CG_MAX_CTRL; i++)
+		if (v1_mounts[i] == NULL &&
+		    hsp_cg_list_has(opts, strlen(opts), hsp_cg_v1_ctrls[i].name))
+			v1_mounts[i] = strdup(mp);
+}
+
+static void v1_mounts_parse(void)
+{
+	cleanup_free char *info = NULL;
+	hsp_error_t ignored = NULL;
+	int r = hsp_read_file("/proc/self/mountinfo", &info, NULL, &ignored);
+	hsp_error_release(&ignored);
+	for (char *line = info; r == 0 && *line;) {
+		char *nl = strchrnul(line, '\n');
+		bool more = *nl == '\n';
+		*nl = '\0';
+		v1_mounts_line(line);
+		line = more ? nl + 1 : nl;
+	}
+}
+
+const char *hsp_cg_v1_mount(const char *ctrl)
+{
+	pthread_once(&v1_mounts_once, v1_mounts_parse);
+	for (size_t i = 0; i < CG_MAX_CTRL; i++)
+		if (strcmp(hsp_cg_v1_ctrls[i].name, ctrl) == 0)
+			return v1_mounts[i];
+	return NULL;
 }
 
 /* ---- object ---- */
@@ -496,10 +586,9 @@ static int v1_paths(struct hsp_cgroup *cg, const char *self, const char *instanc
 {
 	for (size_t i = 0; i < CG_MAX_CTRL; i++) {
 		const char *name = hsp_cg_v1_ctrls[i].name;
-		cleanup_free char *mp = NULL;
+		const char *mp = hsp_cg_v1_mount(name);
 		cleanup_free char *parent = NULL;
-		int r =
-		    hsp_cg_v1_mount_of(name, &mp) ? parent_path(self, name, &parent, err) : -ENODEV;
+		int r = mp ? parent_path(self, name, &parent, err) : -ENODEV;
 		if (r < 0 && r != -ENOENT && r != -ENODEV)
 			return r;
 		if (r < 0 && hsp_cg_v1_ctrls[i].required)
@@ -572,13 +661,16 @@ static struct cgroup *lib_group(const struct hsp_cgroup *cg, size_t i, bool done
 static int lib_create(struct hsp_cgroup *cg, hsp_error_t *err)
 {
 	bool done[CG_MAX_CTRL] = {false};
+	int r = hsp_cg_lib_init(err);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < cg->n; i++) {
 		if (done[i])
 			continue;
 		struct cgroup *g = lib_group(cg, i, done);
 		if (g == NULL)
 			return hsp_make_errno(err, ENOMEM, "cgroup: create `%s`", cg->c[i].dir);
-		int r = cgroup_create_cgroup(g, 1);
+		r = cgroup_create_cgroup(g, 1);
 		if (r != 0)
 			r = lib_fail(err, r, "create", cg->c[i].dir);
 		cgroup_free(&g);
@@ -770,8 +862,6 @@ int hsp_cgroup_create(const char *instance, const char *ve, const struct hsp_lim
 	if (r == 0 && lim)
 		r = hsp_cg_validate_limits(lim, err);
 	if (r == 0)
-		r = hsp_cg_lib_init(err);
-	if (r == 0)
 		r = hsp_cgroup_detect_mode(&mode, err);
 	if (r == 0)
 		r = build(mode, instance, ve, &cg, err);
@@ -820,11 +910,11 @@ static int parse_entry(struct hsp_cgroup *cg, const char *s, size_t len, hsp_err
 	cleanup_free char *rel = strndup(eq + 1, len - nlen - 1);
 	if (rel == NULL || !valid_group_path(rel))
 		return -EINVAL;
-	cleanup_free char *mp = NULL;
-	if (!v2 && hsp_cg_v1_mount_of(name, &mp) == NULL)
+	const char *mp = v2 ? CG_ROOT : hsp_cg_v1_mount(name);
+	if (mp == NULL)
 		return hsp_make_error(err, ENODEV, "cgroup: the v1 `%s` controller is not mounted",
 				      name);
-	return add_ctrl(cg, v2 ? "unified" : name, v2 ? CG_ROOT : mp, steal_pointer(&rel));
+	return add_ctrl(cg, v2 ? "unified" : name, mp, steal_pointer(&rel));
 }
 
 /* The entries after the mode; -EINVAL without a message on bad syntax. */
@@ -843,12 +933,11 @@ static int parse_entries(struct hsp_cgroup *cg, const char *s, hsp_error_t *err)
 	return r == 0 && cg->n == 0 ? -EINVAL : r;
 }
 
+/* Also the monitor's: no libcgroup here, nor in attach, pids and destroy. */
 int hsp_cgroup_open(const char *serialized, struct hsp_cgroup **out, hsp_error_t *err)
 {
 	enum hsp_cgroup_mode host;
-	int r = hsp_cg_lib_init(err);
-	if (r == 0)
-		r = hsp_cgroup_detect_mode(&host, err);
+	int r = hsp_cgroup_detect_mode(&host, err);
 	if (r < 0)
 		return r;
 	cleanup_cgroup struct hsp_cgroup *cg = calloc(1, sizeof(*cg));
@@ -882,21 +971,10 @@ int hsp_cgroup_attach(struct hsp_cgroup *cg, pid_t pid, hsp_error_t *err)
 {
 	char buf[32];
 	snprintf(buf, sizeof(buf), "%d", (int)pid);
-	if (cg->mode == HSP_CGROUP_V2) {
-		bool done[CG_MAX_CTRL] = {false};
-		int r = hsp_cg_lib_init(err);
-		if (r < 0)
-			return r;
-		struct cgroup *g = lib_group(cg, 0, done);
-		r = g ? cgroup_attach_task_pid(g, pid) : ECGFAIL;
-		if (r != 0)
-			r = g ? lib_fail(err, r, "attach to", cg->c[0].dir)
-			      : hsp_make_errno(err, ENOMEM, "cgroup: attach");
-		cgroup_free(&g);
-		return r;
-	}
-	/* Written directly: on v1 libcgroup 2.0.2 writes the pid to `tasks`,
-	 * which moves that one thread only; cgroup.procs moves the process. */
+	/* Written directly, not through libcgroup: on v1 libcgroup 2.0.2
+	 * writes the pid to `tasks`, which moves that one thread only
+	 * (cgroup.procs moves the process), and the monitor stays clear of
+	 * libcgroup anyway (hsp_cgroup_open). */
 	for (size_t i = 0; i < cg->n; i++) {
 		bool dup = false;
 		for (size_t j = 0; j < i; j++)
@@ -1006,9 +1084,7 @@ int hsp_cgroup_freeze(struct hsp_cgroup *cg, int frozen, hsp_error_t *err)
 	uint64_t deadline = hsp_now_ns() + FREEZE_TIMEOUT_NS;
 	unsigned delay = 1;
 	bool reached = false;
-	int r = hsp_cg_lib_init(err);
-	if (r == 0)
-		r = hsp_cg_set(cg, file, val, err);
+	int r = hsp_cg_set(cg, file, val, err);
 	while (r == 0 && !(r = freeze_state(cg, &reached, frozen, err)) && !reached) {
 		if (hsp_now_ns() > deadline)
 			break;
@@ -1103,12 +1179,14 @@ int hsp_cgroup_destroy(struct hsp_cgroup *cg, hsp_error_t *err)
 {
 	uint64_t deadline = hsp_now_ns() + DESTROY_TIMEOUT_NS;
 	bool busy = false;
-	int r = hsp_cg_lib_init(err);
-	if (r == 0 && cg->mode != HSP_CGROUP_V2) {
+	int r = 0;
+	if (cg->mode != HSP_CGROUP_V2) {
 		/* v1 freezer holds killed tasks until thawed (v2 lets SIGKILL
-		 * through); the group may already be gone, so errors are moot */
+		 * through); the group may already be gone, so errors are moot.
+		 * Written directly: no libcgroup in the monitor. */
 		hsp_error_t ignored = NULL;
-		hsp_cg_set(cg, "freezer.state", "THAWED", &ignored);
+		write_cg_file(hsp_cg_ctrl_of(cg, "freezer")->dir, "freezer.state", "THAWED",
+			      &ignored);
 		hsp_error_release(&ignored);
 	}
 	while (r == 0 && (r = remove_groups(cg, &busy, err)) == 0 && busy &&

@@ -84,6 +84,11 @@ int hsp_state_init_pidfd(const struct hsp_run_state *st);
 /* Range checks plus what this host's cgroups can enforce. */
 int hsp_limits_validate(const struct hsp_limits *l, hsp_error_t *err);
 
+/* The body of hsp-monitor: never returns.  Expects the report pipe on
+ * fd 3 and the VE's cgroup made by the caller. */
+void hsp_monitor_main(hsp_runtime_t *rt, const char *name, const char *cgroup,
+		      char *const *init_override) __attribute__((noreturn));
+
 /* Starts the VE's init under a monitor.  With `foreground`, the calling
  * process is the monitor and returns the VE's last exit status in *status
  * when it stops; otherwise a detached monitor is forked and this returns

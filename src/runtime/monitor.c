@@ -15,6 +15,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +39,10 @@ struct boot {
 	struct hsp_seccomp_prog *seccomp;
 	struct hsp_cgroup *cg;
 	struct hsp_run_state st;
+	bool detached; /* running as hsp-monitor, not in the caller */
 };
+
+static void shrink_footprint(void);
 
 static void boot_clear(struct boot *b)
 {
@@ -146,6 +153,8 @@ static int supervise(struct boot *b)
 			hsp_error_release(&err);
 			break;
 		}
+		if (b->detached)
+			shrink_footprint();
 	}
 	teardown(b);
 	return b->st.last_exit;
@@ -190,18 +199,15 @@ static int first_boot(struct boot *b, hsp_error_t *err)
 	return r;
 }
 
-static __attribute__((noreturn)) void monitor_main(struct boot *b, int report_fd)
+/* Detached from the caller's session and files: the VE outlives it. */
+static void detach_self(void)
 {
-	/* Detached from the caller's session and files: the VE outlives it. */
 	if (chdir("/") < 0)
 		_exit(1);
 	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 	for (int i = 0; i < 3 && nul >= 0; i++)
 		dup2(nul, i);
-	if (report_fd != 3) {
-		dup2(report_fd, 3);
-		report_fd = 3;
-	}
+	/* fd 3 is the report pipe. */
 	syscall(SYS_close_range, 4, ~0U, 0);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
@@ -209,18 +215,124 @@ static __attribute__((noreturn)) void monitor_main(struct boot *b, int report_fd
 	signal(SIGPIPE, SIG_IGN);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	prctl(PR_SET_NAME, "hsp-monitor");
+}
 
+static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_override, struct boot *b,
+		   hsp_error_t *err);
+
+/* A node runs one monitor per VE for the VE's lifetime, so what it keeps
+ * resident matters: the read-only parts of our own image that booting
+ * faulted in (with fault-around) are dropped and the wait loop refaults the
+ * few pages it needs; heap left from start-up goes back too. */
+static void shrink_footprint(void)
+{
+	char self[PATH_MAX], line[PATH_MAX + 128];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	FILE *f = n > 0 ? fopen("/proc/self/maps", "re") : NULL;
+	if (f == NULL)
+		return;
+	self[n] = '\0';
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char perms[5], path[PATH_MAX];
+		if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %4095s", &lo, &hi, perms, path) != 4)
+			continue;
+		if (perms[1] == 'w' || strcmp(path, self) != 0)
+			continue;
+		/* Private and unmodified: dropping it just refaults from the file.
+		 * MADV_RANDOM stops fault-around on kernels before 6.4. */
+		madvise((void *)lo, hi - lo, MADV_RANDOM);
+		madvise((void *)lo, hi - lo, MADV_DONTNEED);
+	}
+	fclose(f);
+	malloc_trim(0);
+}
+
+/* hsp-monitor's body.  The caller made the cgroup (so the monitor, which
+ * lives as long as the VE, never loads libcgroup's tables); the monitor
+ * takes the VE's lock, boots it, reports on fd 3 and supervises. */
+void hsp_monitor_main(hsp_runtime_t *rt, const char *name, const char *cgroup,
+		      char *const *init_override)
+{
+	const int report_fd = 3;
+	detach_self();
+	struct boot b = {.detached = true};
 	hsp_error_t err = NULL;
-	int lock = take_monitor_lock(b->rt, b->cfg.name, &err);
-	int r = lock < 0 ? lock : first_boot(b, &err);
+	int lock = -1;
+	int r = prepare(rt, name, init_override, &b, &err);
+	if (r == 0)
+		r = lock = take_monitor_lock(rt, name, &err);
+	if (r >= 0)
+		r = hsp_cgroup_open(cgroup, &b.cg, &err);
+	if (r >= 0) {
+		b.st.monitor_pid = getpid();
+		b.st.last_exit = -1;
+		b.st.cgroup = strdup(cgroup);
+		r = spawn(&b, &err);
+		if (r < 0)
+			teardown(&b);
+	}
 	report(report_fd, r, err);
 	close(report_fd);
 	if (r < 0)
 		_exit(1);
-	supervise(b);
+	shrink_footprint();
+	supervise(&b);
 	_exit(0);
 }
 
+/* hsp-monitor sits next to the program using the library (the CLI, the
+ * agent), unless HSP_MONITOR names it. */
+static char *monitor_path(hsp_error_t *err)
+{
+	const char *env = getenv("HSP_MONITOR");
+	if (env && *env)
+		return strdup(env);
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0) {
+		hsp_make_errno(err, errno, "find hsp-monitor: readlink /proc/self/exe");
+		return NULL;
+	}
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	return hsp_strdup_printf("%s/hsp-monitor", self);
+}
+
+static __attribute__((noreturn)) void exec_monitor(struct boot *b, const char *path,
+						   char *const *init_override, int report_fd)
+{
+	setsid();
+	/* dup2 to 3 leaves the copy without close-on-exec; if it already is
+	 * fd 3, clear the flag by hand. */
+	if (report_fd == 3)
+		fcntl(3, F_SETFD, 0);
+	else
+		dup2(report_fd, 3);
+	size_t n = hsp_strv_len(init_override);
+	const char **argv = calloc(n + 12, sizeof(char *));
+	size_t i = 0;
+	if (argv) {
+		argv[i++] = "hsp-monitor";
+		argv[i++] = "--root";
+		argv[i++] = b->rt->root;
+		argv[i++] = "--run-dir";
+		argv[i++] = b->rt->run_dir;
+		argv[i++] = "--cgroup";
+		argv[i++] = hsp_cgroup_path(b->cg);
+		argv[i++] = b->cfg.name;
+		if (n > 0)
+			argv[i++] = "--";
+		for (size_t j = 0; j < n; j++)
+			argv[i++] = init_override[j];
+		execv(path, (char *const *)argv);
+	}
+	hsp_error_t err = NULL;
+	report(3, hsp_make_errno(&err, errno, "exec monitor `%s`", path), err);
+	_exit(127);
+}
 static int read_report(int fd, hsp_error_t *err)
 {
 	char buf[600];
@@ -239,7 +351,8 @@ static int read_report(int fd, hsp_error_t *err)
 	return hsp_make_error(err, e, "%s", tab ? tab + 1 : buf);
 }
 
-static int detach_monitor(struct boot *b, hsp_error_t *err)
+static int run_monitor(struct boot *b, const char *path, char *const *init_override,
+		       hsp_error_t *err)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -247,11 +360,10 @@ static int detach_monitor(struct boot *b, hsp_error_t *err)
 	pid_t mid = fork();
 	if (mid == 0) {
 		close(p[0]);
-		setsid();
 		/* Double fork: the monitor is nobody's child but init's (or the
 		 * nearest subreaper's), so callers never have to reap it. */
 		if (fork() == 0)
-			monitor_main(b, p[1]);
+			exec_monitor(b, path, init_override, p[1]);
 		_exit(0);
 	}
 	int e = errno;
@@ -263,6 +375,27 @@ static int detach_monitor(struct boot *b, hsp_error_t *err)
 	waitpid(mid, NULL, 0);
 	int r = read_report(p[0], err);
 	close(p[0]);
+	return r;
+}
+
+static int detach_monitor(struct boot *b, char *const *init_override, hsp_error_t *err)
+{
+	cleanup_free char *path = monitor_path(err);
+	if (path == NULL)
+		return -EIO;
+	if (access(path, X_OK) < 0)
+		return hsp_make_errno(err, errno, "monitor `%s`", path);
+	/* No VE runs (we hold its lock and checked), so a group found here is
+	 * a leftover and ours to remove if the start fails. */
+	int r = hsp_cgroup_create(b->rt->instance, b->cfg.name, &b->cfg.limits, &b->cg, err);
+	if (r < 0)
+		return r;
+	r = run_monitor(b, path, init_override, err);
+	if (r < 0 && !hsp_ve_is_running(b->rt, b->cfg.name)) {
+		hsp_error_t ignored = NULL;
+		hsp_cgroup_destroy(b->cg, &ignored);
+		hsp_error_release(&ignored);
+	}
 	return r;
 }
 
@@ -308,7 +441,7 @@ int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override,
 	if (r < 0)
 		goto out;
 	if (!foreground) {
-		r = detach_monitor(&b, err);
+		r = detach_monitor(&b, init_override, err);
 		goto out;
 	}
 	lock = take_monitor_lock(rt, name, err);

@@ -161,7 +161,7 @@ static const char *const masked_dirs[] = {
     "sys/firmware", "sys/kernel/debug", NULL,
 };
 /* sysrq-trigger is read-only rather than masked, so a write fails loudly. */
-static const char *const readonly_dirs[] = {"proc/bus", "proc/fs", "proc/irq", "proc/sys",
+static const char *const readonly_dirs[] = {"proc/bus",		  "proc/fs", "proc/irq", "proc/sys",
 					    "proc/sysrq-trigger", NULL};
 
 static void remount_ro(int errfd, const char *p)

@@ -18,9 +18,11 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup-internal.h"
 #include "cgroup.h"
 #include "utils.h"
 
@@ -238,6 +240,40 @@ START_TEST(test_detect_mode)
 	enum hsp_cgroup_mode mode;
 	ASSERT_OK(hsp_cgroup_detect_mode(&mode, &err), err);
 	ck_assert_str_eq(hsp_cgroup_mode_name(mode), hsp_cgroup_mode_name(mounts_mode()));
+}
+END_TEST
+
+/* The v1 mount points come from /proc/self/mountinfo: each is the cgroup
+ * hierarchy /sys/fs/cgroup/<controller> leads to (a symlink for co-mounted
+ * ones); a pure v2 host has none. */
+START_TEST(test_v1_mounts)
+{
+	enum hsp_cgroup_mode mode = mounts_mode();
+	size_t found = 0;
+	for (size_t i = 0; i < 8; i++) {
+		const char *mp = hsp_cg_v1_mount(v1_names[i]);
+		cleanup_free char *usual = hsp_strdup_printf("/sys/fs/cgroup/%s", v1_names[i]);
+		struct stat a, b;
+		struct statfs fs;
+		if (mp == NULL) {
+			ck_assert_msg(mode == HSP_CGROUP_V2 || stat(usual, &b) < 0,
+				      "%s: mounted but not found", v1_names[i]);
+			continue;
+		}
+		found++;
+		ck_assert_msg(mode != HSP_CGROUP_V2, "%s: v1 mount `%s` on a v2 host", v1_names[i],
+			      mp);
+		ck_assert_int_eq(statfs(mp, &fs), 0);
+		ck_assert_msg(fs.f_type == CGROUP_SUPER_MAGIC, "%s: `%s` is no cgroup mount",
+			      v1_names[i], mp);
+		ck_assert_int_eq(stat(mp, &a), 0);
+		ck_assert_int_eq(stat(usual, &b), 0);
+		ck_assert_msg(a.st_dev == b.st_dev && a.st_ino == b.st_ino, "%s: `%s` is not `%s`",
+			      v1_names[i], mp, usual);
+	}
+	ck_assert(mode == HSP_CGROUP_V2 || found >= 4); /* the required ones */
+	ck_assert_ptr_null(hsp_cg_v1_mount("name=systemd"));
+	ck_assert_ptr_null(hsp_cg_v1_mount("bogus"));
 }
 END_TEST
 
@@ -826,6 +862,199 @@ START_TEST(test_mount_in_ve)
 }
 END_TEST
 
+/* ---- the monitor's calls stay clear of libcgroup ---- */
+
+/* libcgroup 2.0.2's mount table (exported, not in its headers): the first
+ * entry's name, its first member, is set by cgroup_init() on any host with
+ * a cgroup mount.  Empty means libcgroup was never initialised here. */
+extern char cg_mount_table[];
+
+static bool lib_table_empty(void)
+{
+	return cg_mount_table[0] == '\0';
+}
+
+/* Did this process use libcgroup since `entries` (hsp_cg_lib_entries) was
+ * taken?  With `fresh` (libcgroup untouched then) its own state counts
+ * too, so a path into libcgroup that bypasses hsp_cg_lib_init fails. */
+static bool lib_used(unsigned long entries, bool fresh)
+{
+	return hsp_cg_lib_entries() != entries || (fresh && !lib_table_empty());
+}
+
+/* Moves us back to the groups `before` (/proc/self/cgroup text) names, in
+ * every hierarchy where we have left it; usual layout assumed
+ * (/sys/fs/cgroup/<controllers>, unified under it on hybrid hosts). */
+static int move_back(const char *before, enum hsp_cgroup_mode mode)
+{
+	cleanup_free char *now = slurp("/proc/self/cgroup");
+	char pid[16];
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	const char *b = before, *a = now;
+	while (a && *b && *a) {
+		size_t bn = strcspn(b, "\n"), an = strcspn(a, "\n");
+		cleanup_free char *l = strndup(b, bn);
+		bool moved = bn != an || memcmp(a, b, bn) != 0;
+		b += bn + (b[bn] == '\n');
+		a += an + (a[an] == '\n');
+		if (!moved)
+			continue;
+		char *c1 = strchr(l, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (c2 == NULL)
+			return -1;
+		*c2 = '\0';
+		cleanup_free char *procs =
+		    c1[1] != '\0'
+			? hsp_strdup_printf("/sys/fs/cgroup/%s%s/cgroup.procs", c1 + 1, c2 + 1)
+		    : mode == HSP_CGROUP_V2
+			? hsp_strdup_printf("/sys/fs/cgroup%s/cgroup.procs", c2 + 1)
+			: hsp_strdup_printf("/sys/fs/cgroup/unified%s/cgroup.procs", c2 + 1);
+		hsp_error_t err = NULL;
+		int r = hsp_write_file(procs, pid, strlen(pid), &err);
+		if (r < 0)
+			fprintf(stderr, "move back: %s\n", err->msg);
+		hsp_error_release(&err);
+		if (r < 0)
+			return r;
+	}
+	return a && *b == '\0' && *a == '\0' ? 0 : -1;
+}
+
+struct mon_ctx {
+	const char *serialized;
+	struct mount_ctx mount;
+};
+
+/* The VE's cgroupfs, as the VE child makes it, from a member of the group. */
+static int mon_mount(void *arg)
+{
+	struct mon_ctx *m = arg;
+	unsigned long entries = hsp_cg_lib_entries();
+	bool fresh = lib_table_empty();
+	int r = mount_child(&m->mount);
+	return r ? r : lib_used(entries, fresh) ? 30 : 0;
+}
+
+/* What the monitor does with the group, in a process that never used
+ * libcgroup (the test runs in a fork of main; the group was made in
+ * another child).  The exit code names the failed step. */
+static int mon_child(void *arg)
+{
+	struct mon_ctx *m = arg;
+	unsigned long entries = hsp_cg_lib_entries();
+	bool fresh = lib_table_empty();
+	if (!fresh)
+		fprintf(stderr, "test_cgroup: libcgroup initialised before the monitor "
+				"check; only counting hsp_cg_lib_init\n");
+	hsp_error_t err = NULL;
+	struct hsp_cgroup *cg = NULL;
+	cleanup_free char *before = slurp("/proc/self/cgroup");
+	cleanup_free pid_t *pids = NULL;
+	int step = 0, n = 0;
+	if (before == NULL)
+		step = 1;
+	else if (hsp_cgroup_open(m->serialized, &cg, &err) < 0)
+		step = 2;
+	else if (hsp_cgroup_attach(cg, getpid(), &err) < 0)
+		step = 3;
+	else if ((n = hsp_cgroup_pids(cg, &pids, &err)) != 1 || pids[0] != getpid())
+		step = 4;
+	if (step) {
+		fprintf(stderr, "monitor step %d: %s\n", step, err ? err->msg : "?");
+		hsp_error_release(&err);
+		return step;
+	}
+	int wfd;
+	pid_t ve = fork_waiting(&wfd, mon_mount, m);
+	release(wfd);
+	int st = wait_exit(ve);
+	if (st != 0) {
+		fprintf(stderr, "monitor: VE mount check failed at step %d\n", st);
+		step = 5;
+	} else if (move_back(before, m->mount.mode) < 0) {
+		step = 6;
+	} else if (hsp_cgroup_destroy(cg, &err) < 0) {
+		step = 7;
+	} else if (lib_used(entries, fresh)) {
+		step = 8;
+	}
+	if (step)
+		fprintf(stderr, "monitor step %d: %s\n", step, err ? err->msg : "libcgroup used");
+	hsp_error_release(&err);
+	hsp_cgroup_free(cg);
+	return step;
+}
+
+/* Creates the group (libcgroup allowed) and sends its serialized path down
+ * `fd`.  It also shows that lib_used sees libcgroup. */
+static int mon_creator(int fd, const char *inst)
+{
+	unsigned long entries = hsp_cg_lib_entries();
+	bool fresh = lib_table_empty();
+	hsp_error_t err = NULL;
+	struct hsp_cgroup *cg = NULL;
+	struct hsp_limits lim = {
+	    .set = HSP_LIMIT_MEMORY | HSP_LIMIT_PIDS, .memory = 64 * MiB, .pids = 32};
+	if (hsp_cgroup_create(inst, "mon", &lim, &cg, &err) < 0) {
+		fprintf(stderr, "create: %s\n", err->msg);
+		return 1;
+	}
+	const char *s = hsp_cgroup_path(cg);
+	if (hsp_cg_lib_entries() == entries || (fresh && lib_table_empty()))
+		return 2; /* lib_used would not notice libcgroup */
+	return write(fd, s, strlen(s)) == (ssize_t)strlen(s) ? 0 : 3;
+}
+
+/* The monitor opens the group from its serialized path, joins it, lists
+ * its tasks, mounts the VE's cgroupfs and destroys it, all without
+ * libcgroup: cgroup_init() alone would leave ~800 KiB resident in it. */
+START_TEST(test_monitor_without_libcgroup)
+{
+	require_root();
+	unsetenv("HSP_CGROUP_PARENT");
+	char inst[32], root[64], buf[4096];
+	snprintf(inst, sizeof(inst), "mon-%d", (int)runner);
+	snprintf(root, sizeof(root), "/tmp/hsp-cgroot-%d", (int)runner);
+	int p[2];
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	pid_t creator = fork();
+	ck_assert_int_ge(creator, 0);
+	if (creator == 0) {
+		close(p[0]);
+		_exit(mon_creator(p[1], inst));
+	}
+	close(p[1]);
+	ssize_t len = read(p[0], buf, sizeof(buf) - 1);
+	close(p[0]);
+	ck_assert_int_eq(wait_exit(creator), 0);
+	ck_assert_int_gt(len, 0);
+	buf[len] = '\0';
+
+	ck_assert_int_eq(mkdir(root, 0755), 0);
+	struct mon_ctx m = {.serialized = buf,
+			    .mount = {.root = root, .mode = mounts_mode(), .userns = false}};
+	int wfd;
+	pid_t mon = fork_waiting(&wfd, mon_child, &m);
+	release(wfd);
+	int st = wait_exit(mon);
+	rmdir(root);
+	ck_assert_msg(st == 0, "monitor check failed at step %d", st);
+
+	/* destroyed: the VE group and hsp-<instance> are gone everywhere */
+	for (const char *e = strchr(buf, ';'); e; e = strchr(e + 1, ';')) {
+		const char *eq = strchr(e, '=');
+		ck_assert_ptr_nonnull(eq);
+		size_t n = strcspn(eq, ";");
+		char *dir = m.mount.mode == HSP_CGROUP_V2
+				? hsp_strdup_printf("/sys/fs/cgroup%.*s", (int)n - 1, eq + 1)
+				: hsp_strdup_printf("/sys/fs/cgroup/%.*s%.*s", (int)(eq - e - 1),
+						    e + 1, (int)n - 1, eq + 1);
+		assert_removed(&dir, 1);
+		free(dir);
+	}
+}
+END_TEST
+
 /* HSP_CGROUP_PARENT naming a group that does not exist yet: it is made
  * (v1 cpuset levels filled so tasks can join) and left in place. */
 START_TEST(test_parent_env)
@@ -938,8 +1167,8 @@ static char *own_in(const char *self, const char *ctrl)
 /* Every group name the tests use, in every hierarchy. */
 static void reap_pass(const char *self, const char *memown, const char *v2own, bool remove)
 {
-	static const char *const prefixes[] = {"t", "n",    "d",      "m",    "p",
-					       "u", "bpf-", "ptest-", "busy-"};
+	static const char *const prefixes[] = {"t", "n",    "d",      "m",     "p",
+					       "u", "bpf-", "ptest-", "busy-", "mon-"};
 	for (size_t h = 0; h < 10; h++) {
 		const char *ctrl = h < 8 ? v1_names[h] : NULL;
 		cleanup_free char *root =
@@ -986,6 +1215,7 @@ static Suite *cgroup_suite(void)
 	TCase *pure = tcase_create("pure");
 	tcase_add_test(pure, test_mode_from_magic);
 	tcase_add_test(pure, test_detect_mode);
+	tcase_add_test(pure, test_v1_mounts);
 	tcase_add_test(pure, test_check_limits);
 	tcase_add_test(pure, test_open_invalid);
 	suite_add_tcase(s, pure);
@@ -1000,6 +1230,7 @@ static Suite *cgroup_suite(void)
 	tcase_add_test(live, test_device_allow_list);
 	tcase_add_test(live, test_device_bpf_on_unified);
 	tcase_add_test(live, test_mount_in_ve);
+	tcase_add_test(live, test_monitor_without_libcgroup);
 	tcase_add_test(live, test_parent_env);
 	tcase_add_test(live, test_v2_busy_parent);
 	suite_add_tcase(s, live);

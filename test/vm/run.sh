@@ -65,6 +65,7 @@ done
 [ -d "$build" ] || die "no build tree at $build (set HSP_BUILD)"
 build=$(cd "$build" && pwd)
 [ -x "$build/src/runtime/hsp-runtime" ] || die "$build/src/runtime/hsp-runtime not built"
+[ -x "$build/src/runtime/hsp-monitor" ] || die "$build/src/runtime/hsp-monitor not built"
 [ -f "$repo/images/build.sh" ] || die "$repo/images/build.sh not found"
 [ -x /bin/busybox ] || die "/bin/busybox not found: apt-get install busybox-static"
 if ldd /bin/busybox >/dev/null 2>&1; then
@@ -350,7 +351,8 @@ build_stage() {
 
 	# The project: runtime, unit tests, integration tests, templates.
 	add_file "$build/src/runtime/hsp-runtime" /hsp/bin/hsp-runtime
-	elfs+=("$build/src/runtime/hsp-runtime")
+	add_file "$build/src/runtime/hsp-monitor" /hsp/bin/hsp-monitor
+	elfs+=("$build/src/runtime/hsp-runtime" "$build/src/runtime/hsp-monitor")
 	local u n=0
 	for u in "$build"/test/unit/test_*; do
 		if [ ! -f "$u" ] || [ ! -x "$u" ]; then continue; fi
@@ -361,7 +363,8 @@ build_stage() {
 	[ "$n" -gt 0 ] || log "note: no unit test binaries in $build/test/unit"
 	add_libs "${elfs[@]}"
 	if command -v strip >/dev/null; then
-		strip --strip-debug "$stage/hsp/bin/hsp-runtime" "$stage"/hsp/unit/* 2>/dev/null || :
+		strip --strip-debug "$stage/hsp/bin/hsp-runtime" "$stage/hsp/bin/hsp-monitor" \
+			"$stage"/hsp/unit/* 2>/dev/null || :
 	fi
 	# The setuid test's helper, built here: the VM has no compiler.
 	gcc -static -O -o "$stage/hsp/bin/test-euid" "$repo/test/integration/helpers/euid.c" ||
