@@ -171,7 +171,7 @@ static __attribute__((noreturn)) void outer_main(struct exec_ctx *x)
 {
 	prctl(PR_SET_DUMPABLE, 0);
 	hsp_error_t err = NULL;
-	if (hsp_cgroup_attach(x->cg, getpid(), &err) < 0)
+	if (x->cg && hsp_cgroup_attach(x->cg, getpid(), &err) < 0)
 		fail(x->errfd, err->status, "%s", err->msg);
 	if (setns(x->pidfd, ALL_NS) < 0)
 		FAIL("join VE namespaces");
@@ -351,8 +351,8 @@ int hsp_ve_exec(hsp_runtime_t *rt, const char *name, const struct hsp_exec_opts 
 		r = hsp_make_error(err, EINVAL, "VE `%s` is not running", name);
 		goto out;
 	}
-	r = st.cgroup ? hsp_cgroup_open(st.cgroup, &x.cg, err)
-		      : hsp_make_error(err, EIO, "VE `%s`: run state lacks its cgroup", name);
+	/* A VE started without cgroups has none to join. */
+	r = st.cgroup ? hsp_cgroup_open(st.cgroup, &x.cg, err) : 0;
 	if (r == 0)
 		r = hsp_seccomp_load_cached(cache, &x.seccomp, err);
 	if (r == 0)

@@ -89,6 +89,10 @@ struct hsp_exec_opts {
 
 int hsp_runtime_open(hsp_runtime_t **rt, const char *root, const char *run_dir, hsp_error_t *err);
 void hsp_runtime_close(hsp_runtime_t *rt);
+/* VEs started through this handle get no cgroups: no limits, no usage,
+ * nothing to clean up.  For benchmarks against runtimes run the same way
+ * and for debugging; starting a VE that has limits is refused. */
+void hsp_runtime_disable_cgroups(hsp_runtime_t *rt);
 /* The absolute root dir (templates live under it). */
 const char *hsp_runtime_root(const hsp_runtime_t *rt);
 

@@ -14,6 +14,7 @@ struct hsp_runtime {
 	char *run_dir;
 	char *instance; /* short hash of root: names per-instance cgroups */
 	enum hsp_cgroup_mode cg_mode;
+	bool no_cgroups; /* hsp_runtime_disable_cgroups() */
 };
 
 /* What a VE is: persisted as <root>/ves/<name>/config.json.  Its presence

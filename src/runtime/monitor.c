@@ -103,7 +103,7 @@ static int wait_init(pid_t init)
 static void teardown(struct boot *b)
 {
 	hsp_error_t ignored = NULL;
-	for (int i = 0; i < 50; i++) {
+	for (int i = 0; b->cg && i < 50; i++) {
 		pid_t *pids = NULL;
 		int n = hsp_cgroup_pids(b->cg, &pids, &ignored);
 		hsp_error_release(&ignored);
@@ -137,7 +137,7 @@ static int supervise(struct boot *b)
 			break;
 		/* The pid namespace died with init; wait for its tasks to leave
 		 * the cgroup before the new init joins it. */
-		for (int i = 0; i < 100; i++) {
+		for (int i = 0; b->cg && i < 100; i++) {
 			pid_t *pids = NULL;
 			hsp_error_t ignored = NULL;
 			int n = hsp_cgroup_pids(b->cg, &pids, &ignored);
@@ -185,14 +185,25 @@ static int take_monitor_lock(hsp_runtime_t *rt, const char *name, hsp_error_t *e
 	return fd;
 }
 
+static int create_cgroup(struct boot *b, hsp_error_t *err)
+{
+	if (!b->rt->no_cgroups)
+		return hsp_cgroup_create(b->rt->instance, b->cfg.name, &b->cfg.limits, &b->cg, err);
+	if (b->cfg.limits.set != 0)
+		return hsp_make_error(
+		    err, EINVAL, "VE `%s` has limits, which cannot be enforced without cgroups",
+		    b->cfg.name);
+	return 0;
+}
+
 static int first_boot(struct boot *b, hsp_error_t *err)
 {
 	b->st.monitor_pid = getpid();
 	b->st.last_exit = -1;
-	int r = hsp_cgroup_create(b->rt->instance, b->cfg.name, &b->cfg.limits, &b->cg, err);
+	int r = create_cgroup(b, err);
 	if (r < 0)
 		return r;
-	b->st.cgroup = strdup(hsp_cgroup_path(b->cg));
+	b->st.cgroup = b->cg ? strdup(hsp_cgroup_path(b->cg)) : NULL;
 	r = spawn(b, err);
 	if (r < 0)
 		teardown(b);
@@ -262,12 +273,12 @@ void hsp_monitor_main(hsp_runtime_t *rt, const char *name, const char *cgroup,
 	int r = prepare(rt, name, init_override, &b, &err);
 	if (r == 0)
 		r = lock = take_monitor_lock(rt, name, &err);
-	if (r >= 0)
+	if (r >= 0 && cgroup)
 		r = hsp_cgroup_open(cgroup, &b.cg, &err);
 	if (r >= 0) {
 		b.st.monitor_pid = getpid();
 		b.st.last_exit = -1;
-		b.st.cgroup = strdup(cgroup);
+		b.st.cgroup = cgroup ? strdup(cgroup) : NULL;
 		r = spawn(&b, &err);
 		if (r < 0)
 			teardown(&b);
@@ -320,8 +331,10 @@ static __attribute__((noreturn)) void exec_monitor(struct boot *b, const char *p
 		argv[i++] = b->rt->root;
 		argv[i++] = "--run-dir";
 		argv[i++] = b->rt->run_dir;
-		argv[i++] = "--cgroup";
-		argv[i++] = hsp_cgroup_path(b->cg);
+		if (b->cg) {
+			argv[i++] = "--cgroup";
+			argv[i++] = hsp_cgroup_path(b->cg);
+		}
 		argv[i++] = b->cfg.name;
 		if (n > 0)
 			argv[i++] = "--";
@@ -387,11 +400,11 @@ static int detach_monitor(struct boot *b, char *const *init_override, hsp_error_
 		return hsp_make_errno(err, errno, "monitor `%s`", path);
 	/* No VE runs (we hold its lock and checked), so a group found here is
 	 * a leftover and ours to remove if the start fails. */
-	int r = hsp_cgroup_create(b->rt->instance, b->cfg.name, &b->cfg.limits, &b->cg, err);
+	int r = create_cgroup(b, err);
 	if (r < 0)
 		return r;
 	r = run_monitor(b, path, init_override, err);
-	if (r < 0 && !hsp_ve_is_running(b->rt, b->cfg.name)) {
+	if (r < 0 && b->cg && !hsp_ve_is_running(b->rt, b->cfg.name)) {
 		hsp_error_t ignored = NULL;
 		hsp_cgroup_destroy(b->cg, &ignored);
 		hsp_error_release(&ignored);

@@ -59,6 +59,11 @@ void hsp_runtime_close(hsp_runtime_t *rt)
 	free(rt);
 }
 
+void hsp_runtime_disable_cgroups(hsp_runtime_t *rt)
+{
+	rt->no_cgroups = true;
+}
+
 const char *hsp_runtime_root(const hsp_runtime_t *rt)
 {
 	return rt->root;

@@ -218,7 +218,7 @@ static int bind_rootfs(int errfd, const struct hsp_spawn *s)
 	return rootfd;
 }
 
-static void setup_mounts(int errfd, int rootfd, enum hsp_cgroup_mode cg_mode)
+static void setup_mounts(int errfd, int rootfd, const struct hsp_spawn *s)
 {
 	/* From here on the VE root is reached only through its fd. */
 	char rootfs[32];
@@ -231,8 +231,16 @@ static void setup_mounts(int errfd, int rootfd, enum hsp_cgroup_mode cg_mode)
 	mount_at(errfd, fd, "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	close(fd);
 	hsp_error_t cgerr = NULL;
-	if (hsp_cgroup_mount_in_ve(cg_mode, rootfs, &cgerr) < 0)
+	if (s->cg == NULL) {
+		/* No groups of its own: show the VE an empty, read-only tree. */
+		char p[64];
+		snprintf(p, sizeof(p), "%s/sys/fs/cgroup", rootfs);
+		if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  "size=0,mode=555") < 0)
+			FAIL("mount empty /sys/fs/cgroup");
+	} else if (hsp_cgroup_mount_in_ve(s->cg_mode, rootfs, &cgerr) < 0) {
 		child_fail(errfd, cgerr->status, "%s", cgerr->msg);
+	}
 	setup_dev(errfd, rootfd, rootfs);
 	setup_proc_masks(errfd, rootfs);
 
@@ -296,7 +304,7 @@ static __attribute__((noreturn)) void child_main(const struct hsp_spawn *s, int 
 		FAIL("unshare cgroup namespace");
 	if (sethostname(s->hostname, strlen(s->hostname)) < 0)
 		FAIL("sethostname");
-	setup_mounts(errfd, rootfd, s->cg_mode);
+	setup_mounts(errfd, rootfd, s);
 	loopback_up(errfd);
 	stdio_devnull(errfd);
 	int r = hsp_seccomp_install(s->seccomp);
@@ -370,7 +378,7 @@ int hsp_spawn_init(const struct hsp_spawn *s, pid_t *pidp, hsp_error_t *err)
 	int r = write_map(pid, "uid_map", s->id_base, err);
 	if (r == 0)
 		r = write_map(pid, "gid_map", s->id_base, err);
-	if (r == 0)
+	if (r == 0 && s->cg)
 		r = hsp_cgroup_attach(s->cg, pid, err);
 	if (r == 0 && write(syncp[1], "x", 1) != 1)
 		r = hsp_make_errno(err, errno, "release VE init");

@@ -15,7 +15,7 @@ struct hsp_spawn {
 	char *const *argv;
 	uid_t id_base;
 	enum hsp_cgroup_mode cg_mode;
-	struct hsp_cgroup *cg;
+	struct hsp_cgroup *cg; /* NULL: no cgroups */
 	const struct hsp_seccomp_prog *seccomp;
 };
 

@@ -253,3 +253,20 @@ test_monitor_death_takes_the_ve_down() {
 	hsp start md
 	assert_eq ok "$(hsp exec md -- echo ok)" "start after monitor death"
 }
+
+test_no_cgroups_mode() {
+	hsp create nc --template busybox
+	local rc=0
+	hsp --no-cgroups run nc -- /bin/sh -c 'exit 4' || rc=$?
+	assert_eq 4 "$rc" "run status without cgroups"
+	hsp --no-cgroups start nc
+	assert_eq "" "$(hsp exec nc -- ls /sys/fs/cgroup)" "cgroup tree inside"
+	assert_no_match '"cgroup"' "$(hsp state --json nc)" "state without cgroups"
+	hsp stop nc --timeout 5
+	assert_eq stopped "$(ve_status nc)"
+	# Limits cannot be honoured without cgroups: refused, not ignored.
+	hsp create ncl --template busybox --memory 64M
+	expect_fail hsp --no-cgroups start ncl
+	assert_match 'limits' "$ERR"
+	assert_eq stopped "$(ve_status ncl)"
+}

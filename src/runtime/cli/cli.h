@@ -11,6 +11,7 @@ struct cli {
 	const char *root;
 	const char *run_dir;
 	const char *verb;
+	bool no_cgroups;
 };
 
 /* Exit codes: 0 success, 1 failure, 2 usage; exec returns the command's. */

@@ -29,7 +29,9 @@ static const struct {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: hsp-runtime [--root DIR] [--run-dir DIR] VERB ...\n\nverbs:\n");
+	fprintf(f, "usage: hsp-runtime [--root DIR] [--run-dir DIR] [--no-cgroups] VERB ...\n\n"
+		   "--no-cgroups starts VEs without cgroups (benchmarks, debugging; VEs with\n"
+		   "limits are refused)\n\nverbs:\n");
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		fprintf(f, "  %s\n", verbs[i].help);
 	fprintf(f, "\nlimits: --memory BYTES --swap BYTES --cpus N --cpu-weight W --pids N "
@@ -69,6 +71,8 @@ int cli_open(struct cli *g, hsp_runtime_t **rt)
 	hsp_error_t err = NULL;
 	if (hsp_runtime_open(rt, g->root, g->run_dir, &err) < 0)
 		return cli_fail(&err);
+	if (g->no_cgroups)
+		hsp_runtime_disable_cgroups(*rt);
 	return 0;
 }
 
@@ -78,6 +82,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"root", required_argument, NULL, 'r'},
 	    {"run-dir", required_argument, NULL, 'R'},
+	    {"no-cgroups", no_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -92,6 +97,9 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			g.run_dir = optarg;
+			break;
+		case 'n':
+			g.no_cgroups = true;
 			break;
 		case 'h':
 			usage(stdout);

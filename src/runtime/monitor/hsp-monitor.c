@@ -4,7 +4,9 @@
  * so each of the hundreds of monitors on a node holds only what it uses
  * (the CLI maps 20 libraries it no longer needs once the VE runs).
  *
- *   hsp-monitor --root DIR --run-dir DIR --cgroup SPEC NAME [-- INIT...]
+ *   hsp-monitor --root DIR --run-dir DIR [--cgroup SPEC] NAME [-- INIT...]
+ *
+ * Without --cgroup the VE runs without cgroups (hsp-runtime --no-cgroups).
  *
  * fd 3 is the report pipe back to the starter. */
 #define _GNU_SOURCE
@@ -51,8 +53,9 @@ int main(int argc, char **argv)
 			fail("invalid option");
 		}
 	}
-	if (root == NULL || run_dir == NULL || cgroup == NULL || optind >= argc)
-		fail("usage: hsp-monitor --root DIR --run-dir DIR --cgroup SPEC NAME [-- INIT...]");
+	if (root == NULL || run_dir == NULL || optind >= argc)
+		fail("usage: hsp-monitor --root DIR --run-dir DIR [--cgroup SPEC] NAME [-- "
+		     "INIT...]");
 	const char *name = argv[optind++];
 	char *const *init = NULL;
 	if (optind < argc && strcmp(argv[optind], "--") == 0 && optind + 1 < argc)
