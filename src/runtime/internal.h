@@ -85,6 +85,10 @@ int hsp_state_init_pidfd(const struct hsp_run_state *st);
 /* Range checks plus what this host's cgroups can enforce. */
 int hsp_limits_validate(const struct hsp_limits *l, hsp_error_t *err);
 
+/* The path of a helper program (hsp-monitor, hsp-unpack): the environment
+ * variable `env` if set, else next to the running program. */
+char *hsp_helper_path(const char *env, const char *name);
+
 /* The body of hsp-monitor: never returns.  Expects the report pipe on
  * fd 3 and the VE's cgroup made by the caller. */
 void hsp_monitor_main(hsp_runtime_t *rt, const char *name, const char *cgroup,

@@ -232,9 +232,9 @@ static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_overri
 		   hsp_error_t *err);
 
 /* A node runs one monitor per VE for the VE's lifetime, so what it keeps
- * resident matters: the read-only parts of our own image that booting
- * faulted in (with fault-around) are dropped and the wait loop refaults the
- * few pages it needs; heap left from start-up goes back too. */
+ * resident matters: the code of our own image that booting faulted in
+ * (with fault-around) is dropped and the wait loop refaults the few pages
+ * it needs; heap left from start-up goes back too. */
 static void shrink_footprint(void)
 {
 	char self[PATH_MAX], line[PATH_MAX + 128];
@@ -248,10 +248,12 @@ static void shrink_footprint(void)
 		char perms[5], path[PATH_MAX];
 		if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %4095s", &lo, &hi, perms, path) != 4)
 			continue;
-		if (perms[1] == 'w' || strcmp(path, self) != 0)
+		/* Only code: it is never written, so dropping it just refaults
+		 * from the file.  Read-only data may be RELRO, relocated in
+		 * memory and then protected: dropping that would undo the
+		 * relocations.  MADV_RANDOM stops fault-around before 6.4. */
+		if (perms[2] != 'x' || perms[1] == 'w' || strcmp(path, self) != 0)
 			continue;
-		/* Private and unmodified: dropping it just refaults from the file.
-		 * MADV_RANDOM stops fault-around on kernels before 6.4. */
 		madvise((void *)lo, hi - lo, MADV_RANDOM);
 		madvise((void *)lo, hi - lo, MADV_DONTNEED);
 	}
@@ -290,26 +292,6 @@ void hsp_monitor_main(hsp_runtime_t *rt, const char *name, const char *cgroup,
 	shrink_footprint();
 	supervise(&b);
 	_exit(0);
-}
-
-/* hsp-monitor sits next to the program using the library (the CLI, the
- * agent), unless HSP_MONITOR names it. */
-static char *monitor_path(hsp_error_t *err)
-{
-	const char *env = getenv("HSP_MONITOR");
-	if (env && *env)
-		return strdup(env);
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n < 0) {
-		hsp_make_errno(err, errno, "find hsp-monitor: readlink /proc/self/exe");
-		return NULL;
-	}
-	self[n] = '\0';
-	char *slash = strrchr(self, '/');
-	if (slash)
-		*slash = '\0';
-	return hsp_strdup_printf("%s/hsp-monitor", self);
 }
 
 static __attribute__((noreturn)) void exec_monitor(struct boot *b, const char *path,
@@ -393,9 +375,7 @@ static int run_monitor(struct boot *b, const char *path, char *const *init_overr
 
 static int detach_monitor(struct boot *b, char *const *init_override, hsp_error_t *err)
 {
-	cleanup_free char *path = monitor_path(err);
-	if (path == NULL)
-		return -EIO;
+	cleanup_free char *path = hsp_helper_path("HSP_MONITOR", "hsp-monitor");
 	if (access(path, X_OK) < 0)
 		return hsp_make_errno(err, errno, "monitor `%s`", path);
 	/* No VE runs (we hold its lock and checked), so a group found here is

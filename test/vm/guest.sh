@@ -134,6 +134,8 @@ echo "cpus: $(nproc), memory: $(awk '/MemTotal/ { print int($2 / 1024) " MiB" }'
 export HSP=/hsp/bin/hsp-runtime
 export TEMPLATE_STORE=/hsp/store
 export HSP_TEST_EUID=/hsp/bin/test-euid
+# The unit tests run from /hsp/unit; the helpers live beside hsp-runtime.
+export HSP_UNPACK=/hsp/bin/hsp-unpack HSP_MONITOR=/hsp/bin/hsp-monitor
 # Check's default per-test timeout (4 s) is too short under TCG.
 export CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-10}
 

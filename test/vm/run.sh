@@ -66,6 +66,7 @@ done
 build=$(cd "$build" && pwd)
 [ -x "$build/src/runtime/hsp-runtime" ] || die "$build/src/runtime/hsp-runtime not built"
 [ -x "$build/src/runtime/hsp-monitor" ] || die "$build/src/runtime/hsp-monitor not built"
+[ -x "$build/src/runtime/hsp-unpack" ] || die "$build/src/runtime/hsp-unpack not built"
 [ -f "$repo/images/build.sh" ] || die "$repo/images/build.sh not found"
 [ -x /bin/busybox ] || die "/bin/busybox not found: apt-get install busybox-static"
 if ldd /bin/busybox >/dev/null 2>&1; then
@@ -352,7 +353,9 @@ build_stage() {
 	# The project: runtime, unit tests, integration tests, templates.
 	add_file "$build/src/runtime/hsp-runtime" /hsp/bin/hsp-runtime
 	add_file "$build/src/runtime/hsp-monitor" /hsp/bin/hsp-monitor
-	elfs+=("$build/src/runtime/hsp-runtime" "$build/src/runtime/hsp-monitor")
+	add_file "$build/src/runtime/hsp-unpack" /hsp/bin/hsp-unpack
+	elfs+=("$build/src/runtime/hsp-runtime" "$build/src/runtime/hsp-monitor"
+		"$build/src/runtime/hsp-unpack")
 	local u n=0
 	for u in "$build"/test/unit/test_*; do
 		if [ ! -f "$u" ] || [ ! -x "$u" ]; then continue; fi
@@ -364,6 +367,7 @@ build_stage() {
 	add_libs "${elfs[@]}"
 	if command -v strip >/dev/null; then
 		strip --strip-debug "$stage/hsp/bin/hsp-runtime" "$stage/hsp/bin/hsp-monitor" \
+			"$stage/hsp/bin/hsp-unpack" \
 			"$stage"/hsp/unit/* 2>/dev/null || :
 	fi
 	# The setuid test's helper, built here: the VM has no compiler.
