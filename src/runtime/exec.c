@@ -12,6 +12,7 @@
 #include "internal.h"
 #include "seccomp.h"
 #include "caps.h"
+#include "errpipe.h"
 #include "spawn.h"
 #include "utils.h"
 
@@ -47,24 +48,7 @@ struct exec_ctx {
 	unsigned pause_ms; /* HSP_TEST_EXEC_PAUSE_MS: widens the pre-exec window */
 };
 
-static __attribute__((noreturn, format(printf, 3, 4))) void fail(int fd, int e, const char *fmt,
-								 ...)
-{
-	char buf[512];
-	int n = snprintf(buf, sizeof(buf), "%d\t", e);
-	va_list ap;
-	va_start(ap, fmt);
-	n += vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
-	va_end(ap);
-	if (n >= (int)sizeof(buf))
-		n = sizeof(buf) - 1;
-	if (write(fd, buf, n) < 0) {
-		/* nobody left to tell */
-	}
-	_exit(127);
-}
-
-#define FAIL(fmt, ...) fail(x->errfd, errno, fmt ": %s", ##__VA_ARGS__, strerror(errno))
+#define FAIL(fmt, ...) hsp_errpipe_fail(x->errfd, errno, fmt ": %s", ##__VA_ARGS__, strerror(errno))
 
 static int send_fd(int sock, int fd)
 {
@@ -164,7 +148,7 @@ static __attribute__((noreturn)) void inner_main(struct exec_ctx *x)
 	if (x->pause_ms)
 		usleep(x->pause_ms * 1000U);
 	execvpe(o->argv[0], o->argv, o->env ? o->env : hsp_default_env);
-	fail(x->errfd, errno, "exec `%s` in VE: %s", o->argv[0], strerror(errno));
+	hsp_errpipe_fail(x->errfd, errno, "exec `%s` in VE: %s", o->argv[0], strerror(errno));
 }
 
 static __attribute__((noreturn)) void outer_main(struct exec_ctx *x)
@@ -172,7 +156,7 @@ static __attribute__((noreturn)) void outer_main(struct exec_ctx *x)
 	prctl(PR_SET_DUMPABLE, 0);
 	hsp_error_t err = NULL;
 	if (x->cg && hsp_cgroup_attach(x->cg, getpid(), &err) < 0)
-		fail(x->errfd, err->status, "%s", err->msg);
+		hsp_errpipe_fail(x->errfd, err->status, "%s", err->msg);
 	if (setns(x->pidfd, ALL_NS) < 0)
 		FAIL("join VE namespaces");
 	pid_t pid = fork();
@@ -258,22 +242,6 @@ static void proxy_tty(int master)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 }
 
-static int read_failure(int fd, const char *name, hsp_error_t *err)
-{
-	char buf[512];
-	ssize_t n, total = 0;
-	while ((n = read(fd, buf + total, sizeof(buf) - 1 - total)) > 0 ||
-	       (n < 0 && errno == EINTR))
-		if (n > 0)
-			total += n;
-	if (total == 0)
-		return 0;
-	buf[total] = '\0';
-	char *tab = strchr(buf, '\t');
-	int e = atoi(buf);
-	return hsp_make_error(err, e > 0 ? e : EIO, "VE `%s`: %s", name, tab ? tab + 1 : buf);
-}
-
 static int run(struct exec_ctx *x, const char *name, int *status, hsp_error_t *err)
 {
 	int errp[2], sk[2] = {-1, -1};
@@ -314,7 +282,8 @@ static int run(struct exec_ctx *x, const char *name, int *status, hsp_error_t *e
 	int st;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	int r = read_failure(errp[0], name, err);
+	cleanup_free char *prefix = hsp_strdup_printf("VE `%s`: ", name);
+	int r = hsp_errpipe_read(errp[0], prefix, err);
 	close(errp[0]);
 	if (r < 0)
 		return r;

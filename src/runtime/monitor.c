@@ -8,6 +8,7 @@
  * is what "running" means, so a new runtime process re-adopts running VEs
  * from the run dir alone. */
 #define _GNU_SOURCE
+#include "errpipe.h"
 #include "internal.h"
 #include "seccomp.h"
 #include "spawn.h"
@@ -162,14 +163,10 @@ static int supervise(struct boot *b)
 
 static void report(int fd, int r, hsp_error_t err)
 {
-	char buf[600];
-	int n = r < 0 ? snprintf(buf, sizeof(buf), "%d\t%s", err->status, err->msg)
-		      : snprintf(buf, sizeof(buf), "0\t");
-	if (n > (int)sizeof(buf))
-		n = sizeof(buf);
-	if (write(fd, buf, n) < 0) {
-		/* the caller is gone: nobody to tell */
-	}
+	if (r < 0)
+		hsp_errpipe_write(fd, err->status, "%s", err->msg);
+	else
+		hsp_errpipe_write(fd, 0, "started");
 }
 
 static int take_monitor_lock(hsp_runtime_t *rt, const char *name, hsp_error_t *err)
@@ -324,26 +321,12 @@ static __attribute__((noreturn)) void exec_monitor(struct boot *b, const char *p
 			argv[i++] = init_override[j];
 		execv(path, (char *const *)argv);
 	}
-	hsp_error_t err = NULL;
-	report(3, hsp_make_errno(&err, errno, "exec monitor `%s`", path), err);
-	_exit(127);
+	hsp_errpipe_fail(3, errno, "exec monitor `%s`: %s", path, strerror(errno));
 }
 static int read_report(int fd, hsp_error_t *err)
 {
-	char buf[600];
-	ssize_t n, total = 0;
-	while ((n = read(fd, buf + total, sizeof(buf) - 1 - total)) > 0 ||
-	       (n < 0 && errno == EINTR))
-		if (n > 0)
-			total += n;
-	buf[total] = '\0';
-	if (total == 0)
-		return hsp_make_error(err, EIO, "VE monitor died before reporting");
-	int e = atoi(buf);
-	if (e == 0)
-		return 0;
-	char *tab = strchr(buf, '\t');
-	return hsp_make_error(err, e, "%s", tab ? tab + 1 : buf);
+	int r = hsp_errpipe_read(fd, NULL, err);
+	return r > 0 ? hsp_make_error(err, EIO, "VE monitor died before reporting") : r;
 }
 
 static int run_monitor(struct boot *b, const char *path, char *const *init_override,

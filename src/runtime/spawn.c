@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "spawn.h"
 #include "caps.h"
+#include "errpipe.h"
 #include "utils.h"
 
 #include <errno.h>
@@ -32,26 +33,7 @@ char *const hsp_default_env[] = {
     NULL,
 };
 
-/* The child reports a failure as "<errno>\t<message>" on a CLOEXEC pipe;
- * a successful exec closes the pipe with nothing written. */
-static __attribute__((noreturn, format(printf, 3, 4))) void child_fail(int errfd, int e,
-								       const char *fmt, ...)
-{
-	char buf[512];
-	int n = snprintf(buf, sizeof(buf), "%d\t", e);
-	va_list ap;
-	va_start(ap, fmt);
-	n += vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
-	va_end(ap);
-	if (n > (int)sizeof(buf) - 1)
-		n = sizeof(buf) - 1;
-	if (write(errfd, buf, n) < 0) {
-		/* nothing left to tell anyone */
-	}
-	_exit(127);
-}
-
-#define FAIL(fmt, ...) child_fail(errfd, errno, fmt ": %s", ##__VA_ARGS__, strerror(errno))
+#define FAIL(fmt, ...) hsp_errpipe_fail(errfd, errno, fmt ": %s", ##__VA_ARGS__, strerror(errno))
 
 static void fdpath(char buf[32], int fd)
 {
@@ -239,7 +221,7 @@ static void setup_mounts(int errfd, int rootfd, const struct hsp_spawn *s)
 			  "size=0,mode=555") < 0)
 			FAIL("mount empty /sys/fs/cgroup");
 	} else if (hsp_cgroup_mount_in_ve(s->cg_mode, rootfs, &cgerr) < 0) {
-		child_fail(errfd, cgerr->status, "%s", cgerr->msg);
+		hsp_errpipe_fail(errfd, cgerr->status, "%s", cgerr->msg);
 	}
 	setup_dev(errfd, rootfd, rootfs);
 	setup_proc_masks(errfd, rootfs);
@@ -332,22 +314,6 @@ static int write_map(pid_t pid, const char *file, uid_t base, hsp_error_t *err)
 	return hsp_write_file(path, map, n, err);
 }
 
-static int read_child_error(int fd, hsp_error_t *err)
-{
-	char buf[512];
-	ssize_t n, total = 0;
-	while ((n = read(fd, buf + total, sizeof(buf) - 1 - total)) > 0 ||
-	       (n < 0 && errno == EINTR))
-		if (n > 0)
-			total += n;
-	if (total == 0)
-		return 0;
-	buf[total] = '\0';
-	char *tab = strchr(buf, '\t');
-	int e = atoi(buf);
-	return hsp_make_error(err, e > 0 ? e : EIO, "start VE: %s", tab ? tab + 1 : buf);
-}
-
 int hsp_spawn_init(const struct hsp_spawn *s, pid_t *pidp, hsp_error_t *err)
 {
 	int syncp[2], errp[2];
@@ -385,7 +351,9 @@ int hsp_spawn_init(const struct hsp_spawn *s, pid_t *pidp, hsp_error_t *err)
 	close(syncp[1]);
 	/* On our own failure the child sees EOF on sync and exits. */
 	if (r == 0)
-		r = read_child_error(errp[0], err);
+		r = hsp_errpipe_read(errp[0], "start VE: ", err);
+	if (r > 0)
+		r = 0; /* nothing written: exec succeeded */
 	close(errp[0]);
 	if (r < 0) {
 		kill(pid, SIGKILL);

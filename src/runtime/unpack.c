@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "errpipe.h"
 #include "internal.h"
 #include "template.h"
 #include "utils.h"
@@ -43,8 +44,7 @@ static int run_helper(char *const *argv, const char *what, hsp_error_t *err)
 	if (pid == 0) {
 		dup2(p[1], 2);
 		execv(path, argv);
-		dprintf(2, "%d\texec `%s`: %s", errno, path, strerror(errno));
-		_exit(127);
+		hsp_errpipe_fail(2, errno, "exec `%s`: %s", path, strerror(errno));
 	}
 	int e = errno;
 	close(p[1]);
@@ -52,26 +52,16 @@ static int run_helper(char *const *argv, const char *what, hsp_error_t *err)
 		close(p[0]);
 		return hsp_make_errno(err, e, "%s: fork", what);
 	}
-	char buf[1024];
-	ssize_t n, total = 0;
-	while ((n = read(p[0], buf + total, sizeof(buf) - 1 - total)) > 0 ||
-	       (n < 0 && errno == EINTR))
-		if (n > 0)
-			total += n;
-	close(p[0]);
-	buf[total] = '\0';
 	int st;
+	int r = hsp_errpipe_read(p[0], NULL, err);
+	close(p[0]);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
-	buf[strcspn(buf, "\n")] = '\0';
-	char *tab = strchr(buf, '\t');
-	int code = atoi(buf);
-	if (tab == NULL || code <= 0)
-		return hsp_make_error(err, EIO, "%s: hsp-unpack failed%s%s", what,
-				      total ? ": " : "", buf);
-	return hsp_make_error(err, code, "%s", tab + 1);
+	if (r < 0)
+		return r;
+	return hsp_make_error(err, EIO, "%s: hsp-unpack failed without a message", what);
 }
 
 int hsp_rootfs_populate(const struct hsp_template *t, const char *dest, uid_t id_shift,

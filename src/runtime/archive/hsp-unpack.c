@@ -6,24 +6,26 @@
  *
  * Exits 0, or 1 with "<errno>\t<message>" on stderr. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errpipe.h"
 #include "template-internal.h"
 #include "utils.h"
 
 static int fail(hsp_error_t *err)
 {
-	fprintf(stderr, "%d\t%s\n", (*err)->status, (*err)->msg);
+	hsp_errpipe_write(2, (*err)->status, "%s", (*err)->msg);
 	hsp_error_release(err);
 	return 1;
 }
 
 static int usage(void)
 {
-	fprintf(stderr, "22\thsp-unpack: usage: populate|import ...\n");
+	hsp_errpipe_write(2, EINVAL, "hsp-unpack: usage: populate|import ...");
 	return 2;
 }
 

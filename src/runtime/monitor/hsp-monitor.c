@@ -10,20 +10,18 @@
  *
  * fd 3 is the report pipe back to the starter. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "errpipe.h"
 #include "internal.h"
 
 static void fail(const char *msg)
 {
-	char buf[512];
-	int n = snprintf(buf, sizeof(buf), "22\thsp-monitor: %s", msg);
-	if (write(3, buf, n > 0 && n < (int)sizeof(buf) ? n : 0) < 0) {
-		/* nobody to tell */
-	}
+	hsp_errpipe_write(3, EINVAL, "hsp-monitor: %s", msg);
 	_exit(2);
 }
 
