@@ -1,20 +1,10 @@
 #define _GNU_SOURCE
 #include "cli.h"
 
-int cli_stop_args(int argc, char **argv, const char **name, unsigned *timeout);
+int cli_stop_verb(struct cli *g, int argc, char **argv,
+		  int (*fn)(hsp_runtime_t *, const char *, unsigned, hsp_error_t *));
 
 int cmd_restart(struct cli *g, int argc, char **argv)
 {
-	const char *name;
-	unsigned timeout;
-	int r = cli_stop_args(argc, argv, &name, &timeout);
-	if (r)
-		return r;
-	hsp_runtime_t *rt;
-	if (cli_open(g, &rt))
-		return 1;
-	hsp_error_t err = NULL;
-	r = hsp_ve_restart(rt, name, timeout, &err);
-	hsp_runtime_close(rt);
-	return r < 0 ? cli_fail(&err) : 0;
+	return cli_stop_verb(g, argc, argv, hsp_ve_restart);
 }
