@@ -270,3 +270,33 @@ test_no_cgroups_mode() {
 	assert_match 'limits' "$ERR"
 	assert_eq stopped "$(ve_status ncl)"
 }
+
+test_template_paths() {
+	# A .tar.zst of a root file system, and a plain directory.
+	hsp create tz --template "$T/root/templates/busybox/rootfs.tar.zst"
+	mkdir -p "$T/dir-rootfs"
+	tar --zstd -xf "$T/root/templates/busybox/rootfs.tar.zst" -C "$T/dir-rootfs"
+	hsp create td --template "$T/dir-rootfs" --init /sbin/init --stop-signal SIGUSR2
+	local v
+	for v in tz td; do
+		hsp start "$v"
+		assert_eq "$v" "$(hsp exec "$v" -- hostname)" "hostname of $v"
+		assert_eq 0 "$(hsp exec "$v" -- id -u)" "root in $v"
+	done
+	# The directory's files are copied, shifted, not shared.
+	assert_eq 0 "$(stat -c %u "$T/dir-rootfs/bin/busybox")" "source left as it was"
+	hsp exec td -- touch /only-in-td
+	[ ! -e "$T/dir-rootfs/only-in-td" ] || fail "VE wrote into its template directory"
+	# --stop-signal SIGUSR2 is busybox's poweroff: a clean stop, not a kill.
+	hsp stop td --timeout 8
+	assert_match '"last_exit": "signal 2"' "$(hsp state --json td)" "init ended by poweroff"
+}
+
+test_enter_interactive_shell() {
+	new_ve en --hostname enter-me
+	local out
+	out=$(printf 'hostname\necho "uid=$(id -u)"\nexit\n' |
+		script -qec "$HSP --root $T/root --run-dir $T/run enter en" /dev/null | tr -d '\r')
+	assert_match 'enter-me' "$out" "hostname typed into the shell"
+	assert_match 'uid=0' "$out" "root shell"
+}
