@@ -7,8 +7,9 @@ set -eu
 PKGS="
 build-essential cmake pkg-config git clang-format
 libcgroup-dev libseccomp-dev libcap-dev libjson-c-dev libarchive-dev libzstd-dev
+libnl-3-dev libnl-route-3-dev
 check valgrind
-busybox-static zstd tar iproute2 util-linux procps bc
+busybox-static debootstrap debian-archive-keyring zstd tar iproute2 util-linux procps bc
 crun hyperfine jq
 qemu-system-x86 cpio kmod
 "
