@@ -133,6 +133,12 @@ int hsp_config_load(hsp_runtime_t *rt, const char *name, struct hsp_ve_config *c
 	c->stop_signal = (int)get_int(o, "stop_signal", 15);
 	c->id_base = (uid_t)get_int(o, "id_base", 0);
 	c->created = get_int(o, "created", 0);
+	json_object *net = NULL;
+	if (json_object_object_get_ex(o, "network", &net)) {
+		c->ip = get_str(net, "ip");
+		c->gateway = get_str(net, "gateway");
+		c->bridge = get_str(net, "bridge");
+	}
 	v = NULL;
 	json_object_object_get_ex(o, "limits", &v);
 	limits_from_json(v, &c->limits);
@@ -155,6 +161,14 @@ int hsp_config_save(hsp_runtime_t *rt, const struct hsp_ve_config *c, hsp_error_
 	json_object_object_add(o, "id_size", json_object_new_int64(HSP_IDMAP_SIZE));
 	json_object_object_add(o, "limits", hsp_limits_to_json(&c->limits));
 	json_object_object_add(o, "created", json_object_new_int64(c->created));
+	if (c->ip) {
+		json_object *net = json_object_new_object();
+		json_object_object_add(net, "ip", json_object_new_string(c->ip));
+		if (c->gateway)
+			json_object_object_add(net, "gateway", json_object_new_string(c->gateway));
+		json_object_object_add(net, "bridge", json_object_new_string(c->bridge));
+		json_object_object_add(o, "network", net);
+	}
 	cleanup_free char *path = hsp_strdup_printf("%s/ves/%s/config.json", rt->root, c->name);
 	return save_json(path, o, err);
 }
@@ -165,6 +179,9 @@ void hsp_config_clear(struct hsp_ve_config *c)
 	free(c->hostname);
 	free(c->template);
 	hsp_strv_free(c->init);
+	free(c->ip);
+	free(c->gateway);
+	free(c->bridge);
 	memset(c, 0, sizeof(*c));
 }
 

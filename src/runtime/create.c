@@ -2,6 +2,7 @@
  * which happens last; every failure before that removes what was made. */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "net.h"
 #include "template.h"
 #include "utils.h"
 
@@ -35,6 +36,57 @@ int hsp_limits_validate(const struct hsp_limits *l, hsp_error_t *err)
 	return validate_limits(l, err);
 }
 
+static int validate_network(const struct hsp_create_opts *o, hsp_error_t *err)
+{
+	if (o->ip == NULL) {
+		if (o->gateway || o->bridge)
+			return hsp_make_error(err, EINVAL, "--gateway and --bridge need --ip");
+		return 0;
+	}
+	struct hsp_net_addr net, gw;
+	int r = hsp_net_parse_cidr(o->ip, &net, err);
+	if (r == 0 && o->bridge)
+		r = hsp_net_validate_ifname(o->bridge, err);
+	if (r == 0 && o->gateway) {
+		r = hsp_net_parse_ip(o->gateway, &gw, err);
+		if (r == 0 && !hsp_net_contains(&net, &gw))
+			r = hsp_make_error(err, EINVAL, "gateway `%s` is outside `%s`", o->gateway,
+					   o->ip);
+	}
+	return r;
+}
+
+/* Two VEs on one bridge with one address would take each other's traffic;
+ * refused among the VEs of this root (a cluster checks its whole segment). */
+static int check_address_free(hsp_runtime_t *rt, const struct hsp_ve_config *c, hsp_error_t *err)
+{
+	if (c->ip == NULL)
+		return 0;
+	struct hsp_net_addr mine, theirs;
+	int r = hsp_net_parse_cidr(c->ip, &mine, err);
+	if (r < 0)
+		return r;
+	cleanup_strv char **names = NULL;
+	int n = hsp_config_names(rt, &names, err);
+	for (int i = 0; i < n && r == 0; i++) {
+		struct hsp_ve_config other;
+		hsp_error_t ignored = NULL;
+		if (hsp_config_load(rt, names[i], &other, &ignored) < 0) {
+			hsp_error_release(&ignored);
+			continue;
+		}
+		if (other.ip && hsp_net_parse_cidr(other.ip, &theirs, &ignored) == 0 &&
+		    theirs.family == mine.family &&
+		    memcmp(theirs.addr, mine.addr, sizeof(mine.addr)) == 0)
+			r = hsp_make_error(err, EADDRINUSE,
+					   "address `%s` is already used by VE `%s`", c->ip,
+					   other.name);
+		hsp_error_release(&ignored);
+		hsp_config_clear(&other);
+	}
+	return n < 0 ? n : r;
+}
+
 static int fill_config(struct hsp_ve_config *c, const char *name, const struct hsp_create_opts *o,
 		       const struct hsp_template *t, hsp_error_t *err)
 {
@@ -48,6 +100,11 @@ static int fill_config(struct hsp_ve_config *c, const char *name, const struct h
 		c->init[i] = strdup(init[i]);
 	c->limits = o->limits;
 	c->created = time(NULL);
+	if (o->ip) {
+		c->ip = strdup(o->ip);
+		c->gateway = o->gateway ? strdup(o->gateway) : NULL;
+		c->bridge = strdup(o->bridge ? o->bridge : HSP_DEFAULT_BRIDGE);
+	}
 	const char *sig =
 	    o->stop_signal ? o->stop_signal : (t->stop_signal ? t->stop_signal : "SIGTERM");
 	int r = hsp_parse_signal(sig, &c->stop_signal, err);
@@ -65,6 +122,9 @@ static int create_locked(hsp_runtime_t *rt, struct hsp_ve_config *c, const struc
 	cleanup_free char *cfg = hsp_strdup_printf("%s/config.json", dir);
 	if (access(cfg, F_OK) == 0)
 		return hsp_make_error(err, EEXIST, "VE `%s` already exists", c->name);
+	int r0 = check_address_free(rt, c, err);
+	if (r0 < 0)
+		return r0;
 	/* A directory without config.json is what an interrupted create left. */
 	int r = hsp_rm_rf(dir, err);
 	if (r < 0)
@@ -96,6 +156,8 @@ int hsp_ve_create(hsp_runtime_t *rt, const char *name, const struct hsp_create_o
 		r = hsp_validate_hostname(o->hostname, err);
 	if (r == 0)
 		r = validate_limits(&o->limits, err);
+	if (r == 0)
+		r = validate_network(o, err);
 	if (r == 0 && (o->template == NULL || *o->template == '\0'))
 		r = hsp_make_error(err, EINVAL, "a template is required (--template)");
 	if (r < 0)

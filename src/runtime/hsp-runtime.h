@@ -16,6 +16,7 @@
 #define HSP_DEFAULT_ROOT "/var/lib/hsp"
 #define HSP_DEFAULT_RUN_DIR "/run/hsp"
 #define HSP_IDMAP_SIZE 65536U
+#define HSP_DEFAULT_BRIDGE "hspbr0"
 
 typedef struct hsp_runtime hsp_runtime_t;
 
@@ -53,6 +54,9 @@ struct hsp_create_opts {
 	const char *hostname;	 /* default: the VE name */
 	char *const *init;	 /* overrides the template's init command */
 	const char *stop_signal; /* overrides the template's stop signal */
+	const char *ip;		 /* CIDR: gives the VE eth0 on a bridge; NULL: loopback only */
+	const char *gateway;	 /* default route, inside the CIDR; optional */
+	const char *bridge;	 /* default HSP_DEFAULT_BRIDGE */
 	struct hsp_limits limits;
 };
 
@@ -67,13 +71,14 @@ struct hsp_ve_info {
 	char *hostname;
 	char *template;
 	enum hsp_ve_status status;
-	pid_t init_pid;	   /* host pid, 0 when stopped */
-	pid_t monitor_pid; /* host pid, 0 when stopped */
-	int64_t started;   /* unix time of the last start, 0 when stopped */
-	unsigned restarts; /* restarts caused by reboot inside the VE */
-	int last_exit;	   /* wait status of the last init, -1 if none */
-	uid_t id_base;	   /* first host id of the VE's 65536-id range */
-	char *cgroup;	   /* "<mode>;<controller>=<path>;..." while running */
+	pid_t init_pid;		     /* host pid, 0 when stopped */
+	pid_t monitor_pid;	     /* host pid, 0 when stopped */
+	int64_t started;	     /* unix time of the last start, 0 when stopped */
+	unsigned restarts;	     /* restarts caused by reboot inside the VE */
+	int last_exit;		     /* wait status of the last init, -1 if none */
+	uid_t id_base;		     /* first host id of the VE's 65536-id range */
+	char *cgroup;		     /* "<mode>;<controller>=<path>;..." while running */
+	char *ip, *gateway, *bridge; /* NULL without networking */
 	struct hsp_limits limits;
 	struct hsp_usage usage; /* valid when running */
 };

@@ -14,6 +14,9 @@ void hsp_ve_info_clear(struct hsp_ve_info *info)
 	free(info->hostname);
 	free(info->template);
 	free(info->cgroup);
+	free(info->ip);
+	free(info->gateway);
+	free(info->bridge);
 	memset(info, 0, sizeof(*info));
 }
 
@@ -33,6 +36,9 @@ int hsp_ve_info(hsp_runtime_t *rt, const char *name, struct hsp_ve_info *info, h
 	info->template = steal_pointer(&c.template);
 	info->id_base = c.id_base;
 	info->limits = c.limits;
+	info->ip = steal_pointer(&c.ip);
+	info->gateway = steal_pointer(&c.gateway);
+	info->bridge = steal_pointer(&c.bridge);
 	hsp_config_clear(&c);
 
 	struct hsp_run_state st;

@@ -29,6 +29,10 @@ struct hsp_ve_config {
 	uid_t id_base;
 	struct hsp_limits limits;
 	int64_t created;
+	/* Network: all NULL for a loopback-only VE. */
+	char *ip;      /* CIDR of eth0 */
+	char *gateway; /* may be NULL */
+	char *bridge;
 };
 
 /* What a running (or last run) VE is: <run_dir>/<name>/state.json, written

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "errpipe.h"
 #include "internal.h"
+#include "net.h"
 #include "seccomp.h"
 #include "spawn.h"
 #include "utils.h"
@@ -41,6 +42,7 @@ struct boot {
 	struct hsp_cgroup *cg;
 	struct hsp_run_state st;
 	bool detached; /* running as hsp-monitor, not in the caller */
+	char host_if[HSP_NET_IFNAME_MAX + 1];
 };
 
 static void shrink_footprint(void);
@@ -69,6 +71,10 @@ static int spawn(struct boot *b, hsp_error_t *err)
 	    .cg_mode = b->rt->cg_mode,
 	    .cg = b->cg,
 	    .seccomp = b->seccomp,
+	    .ip = b->cfg.ip,
+	    .gateway = b->cfg.gateway,
+	    .bridge = b->cfg.bridge,
+	    .host_if = b->host_if,
 	};
 	pid_t pid;
 	int r = hsp_spawn_init(&s, &pid, err);
@@ -117,6 +123,11 @@ static void teardown(struct boot *b)
 		usleep(20000);
 	}
 	hsp_error_release(&ignored);
+	if (b->cfg.ip) {
+		/* Synchronous: a start right after finds the name free. */
+		hsp_net_veth_delete(b->host_if, &ignored);
+		hsp_error_release(&ignored);
+	}
 	b->st.init_pid = 0;
 	b->st.init_start = 0;
 	b->st.monitor_pid = 0;
@@ -383,6 +394,7 @@ static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_overri
 	if (r < 0)
 		return r;
 	b->rootfs = hsp_ve_rootfs(rt, name);
+	hsp_net_host_ifname(rt->instance, name, b->host_if);
 	b->argv = init_override && init_override[0] ? init_override : b->cfg.init;
 	if (access(b->rootfs, F_OK) < 0)
 		return hsp_make_errno(err, errno, "VE `%s`: root file system `%s`", name,

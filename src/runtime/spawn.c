@@ -2,6 +2,7 @@
 #include "spawn.h"
 #include "caps.h"
 #include "errpipe.h"
+#include "net.h"
 #include "utils.h"
 
 #include <errno.h>
@@ -287,7 +288,13 @@ static __attribute__((noreturn)) void child_main(const struct hsp_spawn *s, int 
 	if (sethostname(s->hostname, strlen(s->hostname)) < 0)
 		FAIL("sethostname");
 	setup_mounts(errfd, rootfd, s);
-	loopback_up(errfd);
+	if (s->ip) {
+		hsp_error_t nerr = NULL;
+		if (hsp_net_configure_inside("eth0", NULL, s->ip, s->gateway, &nerr) < 0)
+			hsp_errpipe_fail(errfd, nerr->status, "%s", nerr->msg);
+	} else {
+		loopback_up(errfd);
+	}
 	stdio_devnull(errfd);
 	int r = hsp_seccomp_install(s->seccomp);
 	if (r < 0) {
@@ -312,6 +319,24 @@ static int write_map(pid_t pid, const char *file, uid_t base, hsp_error_t *err)
 	snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
 	int n = snprintf(map, sizeof(map), "0 %u %u\n", base, HSP_IDMAP_SIZE);
 	return hsp_write_file(path, map, n, err);
+}
+
+/* The VE's eth0 is born inside its network namespace, its peer on the
+ * bridge, before init runs.  A host end left by the previous boot (the old
+ * netns goes away asynchronously) is removed and the pair made again. */
+static int plug_network(const struct hsp_spawn *s, pid_t pid, hsp_error_t *err)
+{
+	int r = hsp_net_bridge_ensure(s->bridge, err);
+	if (r < 0)
+		return r;
+	r = hsp_net_veth_create(s->host_if, "eth0", pid, s->bridge, err);
+	if (r == -EEXIST) {
+		hsp_error_release(err);
+		r = hsp_net_veth_delete(s->host_if, err);
+		if (r == 0)
+			r = hsp_net_veth_create(s->host_if, "eth0", pid, s->bridge, err);
+	}
+	return r;
 }
 
 int hsp_spawn_init(const struct hsp_spawn *s, pid_t *pidp, hsp_error_t *err)
@@ -346,6 +371,8 @@ int hsp_spawn_init(const struct hsp_spawn *s, pid_t *pidp, hsp_error_t *err)
 		r = write_map(pid, "gid_map", s->id_base, err);
 	if (r == 0 && s->cg)
 		r = hsp_cgroup_attach(s->cg, pid, err);
+	if (r == 0 && s->ip)
+		r = plug_network(s, pid, err);
 	if (r == 0 && write(syncp[1], "x", 1) != 1)
 		r = hsp_make_errno(err, errno, "release VE init");
 	close(syncp[1]);

@@ -17,6 +17,8 @@ struct hsp_spawn {
 	enum hsp_cgroup_mode cg_mode;
 	struct hsp_cgroup *cg; /* NULL: no cgroups */
 	const struct hsp_seccomp_prog *seccomp;
+	/* Network: ip NULL means loopback only. */
+	const char *ip, *gateway, *bridge, *host_if;
 };
 
 /* Returns once init has been exec'd (0, *pid set) or has failed before

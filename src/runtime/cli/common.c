@@ -111,6 +111,14 @@ json_object *cli_info_json(const struct hsp_ve_info *i)
 	add_u64(ids, "size", HSP_IDMAP_SIZE);
 	json_object_object_add(o, "idmap", ids);
 	json_object_object_add(o, "limits", cli_limits_json(&i->limits));
+	if (i->ip) {
+		json_object *net = json_object_new_object();
+		json_object_object_add(net, "ip", json_object_new_string(i->ip));
+		if (i->gateway)
+			json_object_object_add(net, "gateway", json_object_new_string(i->gateway));
+		json_object_object_add(net, "bridge", json_object_new_string(i->bridge));
+		json_object_object_add(o, "network", net);
+	}
 	if (i->status != HSP_VE_STOPPED) {
 		json_object *u = json_object_new_object();
 		add_u64(u, "memory", i->usage.memory);

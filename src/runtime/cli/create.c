@@ -12,6 +12,9 @@ int cmd_create(struct cli *g, int argc, char **argv)
 	    {"hostname", required_argument, NULL, 'H'},
 	    {"init", required_argument, NULL, 'i'},
 	    {"stop-signal", required_argument, NULL, 's'},
+	    {"ip", required_argument, NULL, 'I'},
+	    {"gateway", required_argument, NULL, 'G'},
+	    {"bridge", required_argument, NULL, 'B'},
 	    CLI_LIMIT_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
@@ -33,6 +36,15 @@ int cmd_create(struct cli *g, int argc, char **argv)
 			break;
 		case 's':
 			o.stop_signal = optarg;
+			break;
+		case 'I':
+			o.ip = optarg;
+			break;
+		case 'G':
+			o.gateway = optarg;
+			break;
+		case 'B':
+			o.bridge = optarg;
 			break;
 		default:
 			if (c == '?')

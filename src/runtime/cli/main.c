@@ -12,7 +12,8 @@ static const struct {
 	cli_verb_fn fn;
 	const char *help;
 } verbs[] = {
-    {"create", cmd_create, "create NAME --template T [--hostname H] [limits]"},
+    {"create", cmd_create,
+     "create NAME --template T [--hostname H] [--ip CIDR [--gateway IP] [--bridge BR]] [limits]"},
     {"start", cmd_start, "start NAME"},
     {"stop", cmd_stop, "stop NAME [--timeout S]"},
     {"kill", cmd_kill, "kill NAME"},

@@ -36,6 +36,9 @@ static void print_human(const struct hsp_ve_info *i)
 		       WIFSIGNALED(i->last_exit) ? WTERMSIG(i->last_exit)
 						 : WEXITSTATUS(i->last_exit));
 	printf("ids:        %u-%u\n", i->id_base, i->id_base + HSP_IDMAP_SIZE - 1);
+	if (i->ip)
+		printf("network:    %s on %s%s%s\n", i->ip, i->bridge, i->gateway ? " via " : "",
+		       i->gateway ? i->gateway : "");
 	printf("limits:\n");
 	print_limit("memory", l->set & HSP_LIMIT_MEMORY, l->memory, true);
 	print_limit("swap", l->set & HSP_LIMIT_SWAP, l->swap, true);
