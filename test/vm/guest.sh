@@ -188,8 +188,19 @@ fi
 if [ -n "$HSP_VM_ITESTS" ]; then
 	t0=$EPOCHREALTIME
 	files=()
-	[ "$HSP_VM_ITESTS" = all ] || read -r -a files <<<"$HSP_VM_ITESTS"
-	echo "=== integration: ${files[*]:-all}"
+	if [ "$HSP_VM_ITESTS" = all ]; then
+		# The debian-12 template needs debootstrap and the Debian mirror,
+		# neither of which the VM has; its VEs are tested on the host.
+		for f in /hsp/repo/test/integration/t_*.sh; do
+			case ${f##*/} in
+			t_debian.sh) echo "=== skipped ${f##*/}: needs the Debian mirror (tested on the host)" ;;
+			*) files+=("${f##*/}") ;;
+			esac
+		done
+	else
+		read -r -a files <<<"$HSP_VM_ITESTS"
+	fi
+	echo "=== integration: ${files[*]}"
 	bash /hsp/repo/test/integration/run.sh "${files[@]}" 2>&1 | tee "$logs/integration.log"
 	rc=${PIPESTATUS[0]}
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logs/integration.log" | tail -n1)
