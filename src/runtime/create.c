@@ -7,6 +7,7 @@
 #include "utils.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,64 @@ static int check_address_free(hsp_runtime_t *rt, const struct hsp_ve_config *c, 
 	return n < 0 ? n : r;
 }
 
+/* Reads and checks a public key file: one or more "type base64 [comment]"
+ * lines, nothing that looks like a private key. */
+static int read_ssh_key(const char *path, char **out, hsp_error_t *err)
+{
+	cleanup_free char *data = NULL;
+	size_t len = 0;
+	int r = hsp_read_file(path, &data, &len, err);
+	if (r < 0)
+		return hsp_error_wrap(err, "ssh key");
+	if (len == 0 || len > 64 * 1024 || strstr(data, "PRIVATE KEY"))
+		return hsp_make_error(err, EINVAL, "ssh key `%s`: not a public key file", path);
+	for (char *line = data; line && *line;
+	     line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		if (*line == '\n' || *line == '#')
+			continue;
+		if (strncmp(line, "ssh-", 4) != 0 && strncmp(line, "ecdsa-", 6) != 0 &&
+		    strncmp(line, "sk-", 3) != 0)
+			return hsp_make_error(err, EINVAL, "ssh key `%s`: not a public key file",
+					      path);
+	}
+	if (data[len - 1] != '\n') {
+		char *nd = hsp_strdup_printf("%s\n", data);
+		free(data);
+		data = nd;
+	}
+	*out = steal_pointer(&data);
+	return 0;
+}
+
+/* Writes /root/.ssh/authorized_keys in a fresh VE root, owned by the VE's
+ * root, without following any symlink the template might hold. */
+static int install_ssh_key(const char *rootfs, const char *key, uid_t base, hsp_error_t *err)
+{
+	cleanup_close int rfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rfd < 0)
+		return hsp_make_errno(err, errno, "open `%s`", rootfs);
+	if (mkdirat(rfd, "root", 0700) < 0 && errno != EEXIST)
+		return hsp_make_errno(err, errno, "ssh key: mkdir /root");
+	cleanup_close int home =
+	    openat(rfd, "root", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (home < 0)
+		return hsp_make_errno(err, errno, "ssh key: /root in the template");
+	if (mkdirat(home, ".ssh", 0700) < 0 && errno != EEXIST)
+		return hsp_make_errno(err, errno, "ssh key: mkdir /root/.ssh");
+	cleanup_close int dir =
+	    openat(home, ".ssh", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dir < 0 || fchown(dir, base, base) < 0 || fchmod(dir, 0700) < 0)
+		return hsp_make_errno(err, errno, "ssh key: /root/.ssh");
+	cleanup_close int fd = openat(dir, "authorized_keys",
+				      O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return hsp_make_errno(err, errno, "ssh key: /root/.ssh/authorized_keys");
+	size_t n = strlen(key);
+	if (write(fd, key, n) != (ssize_t)n || fchown(fd, base, base) < 0 || fchmod(fd, 0600) < 0)
+		return hsp_make_errno(err, errno, "ssh key: write /root/.ssh/authorized_keys");
+	return 0;
+}
+
 static int fill_config(struct hsp_ve_config *c, const char *name, const struct hsp_create_opts *o,
 		       const struct hsp_template *t, hsp_error_t *err)
 {
@@ -116,7 +175,7 @@ static int fill_config(struct hsp_ve_config *c, const char *name, const struct h
 }
 
 static int create_locked(hsp_runtime_t *rt, struct hsp_ve_config *c, const struct hsp_template *t,
-			 hsp_error_t *err)
+			 const char *ssh_key, hsp_error_t *err)
 {
 	cleanup_free char *dir = hsp_ve_dir(rt, c->name);
 	cleanup_free char *cfg = hsp_strdup_printf("%s/config.json", dir);
@@ -138,6 +197,8 @@ static int create_locked(hsp_runtime_t *rt, struct hsp_ve_config *c, const struc
 	r = hsp_idmap_allocate(rt, c->name, &c->id_base, err);
 	if (r == 0)
 		r = hsp_rootfs_populate(t, rootfs, c->id_base, err);
+	if (r == 0 && ssh_key)
+		r = install_ssh_key(rootfs, ssh_key, c->id_base, err);
 	if (r == 0)
 		r = hsp_config_save(rt, c, err);
 	if (r < 0) {
@@ -165,12 +226,16 @@ int hsp_ve_create(hsp_runtime_t *rt, const char *name, const struct hsp_create_o
 
 	struct hsp_template t = {0};
 	struct hsp_ve_config c = {0};
-	r = hsp_template_resolve(rt->root, o->template, &t, err);
+	cleanup_free char *key = NULL;
+	if (o->ssh_key)
+		r = read_ssh_key(o->ssh_key, &key, err);
+	if (r == 0)
+		r = hsp_template_resolve(rt->root, o->template, &t, err);
 	if (r == 0)
 		r = fill_config(&c, name, o, &t, err);
 	if (r == 0) {
 		cleanup_close int lock = hsp_lock_root(rt, err);
-		r = lock < 0 ? lock : create_locked(rt, &c, &t, err);
+		r = lock < 0 ? lock : create_locked(rt, &c, &t, key, err);
 	}
 	hsp_config_clear(&c);
 	hsp_template_clear(&t);

@@ -57,6 +57,7 @@ struct hsp_create_opts {
 	const char *ip;		 /* CIDR: gives the VE eth0 on a bridge; NULL: loopback only */
 	const char *gateway;	 /* default route, inside the CIDR; optional */
 	const char *bridge;	 /* default HSP_DEFAULT_BRIDGE */
+	const char *ssh_key;	 /* public key file authorized for root; optional */
 	struct hsp_limits limits;
 };
 

@@ -187,3 +187,54 @@ test_debian_reboot_and_poweroff_inside() {
 	assert_match '"last_exit": "signal 2"' "$(deb_state rb)" "poweroff"
 	deb_restarts_are rb 1 || fail "poweroff counted as a restart"
 }
+
+# The customer's view: a key given at create, the VE on a bridge, ssh from
+# the "host" side of the bridge (a network namespace the test creates).
+test_debian_root_ssh_from_the_network() {
+	[ "$DEB_TEMPLATE_OK" = yes ] || fail "debian-12 template build failed: $(tail -n 5 "$DEB_BUILD_LOG")"
+	cp -a "$TEMPLATE_STORE/templates/debian-12" "$T/root/templates/"
+	local ns=hsp-ssh-$$-$RANDOM
+	ip netns add "$ns"
+	# shellcheck disable=SC2064 # expand now: $ns and $T are this test's
+	trap "'$HSP' --root '$T/root' --run-dir '$T/run' destroy --force web >/dev/null 2>&1; ip netns del '$ns'" RETURN
+	hspn() { nsenter --net="/run/netns/$ns" "$HSP" --root "$T/root" --run-dir "$T/run" "$@"; }
+	ssh-keygen -q -t ed25519 -N "" -f "$T/key"
+	hspn create web --template debian-12 --hostname web.example --ip 10.89.0.2/24 \
+		--gateway 10.89.0.1 --ssh-key "$T/key.pub"
+	nsenter --net="/run/netns/$ns" ip link add hspbr0 type bridge
+	nsenter --net="/run/netns/$ns" ip addr add 10.89.0.1/24 dev hspbr0
+	hspn start web
+	vssh() {
+		nsenter --net="/run/netns/$ns" ssh -i "$T/key" -o StrictHostKeyChecking=no \
+			-o UserKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=3 \
+			-o LogLevel=ERROR root@10.89.0.2 "$@"
+	}
+	wait_until 20 vssh true || fail "no ssh login to 10.89.0.2"
+	assert_eq "web.example 0" "$(vssh 'echo $(hostname) $(id -u)')" "hostname and uid over ssh"
+	# The VE's own process view: init, sshd, the session; nothing of the host.
+	local n
+	n=$(vssh 'ps -e --no-headers | wc -l')
+	[ "$n" -lt 15 ] || fail "$n processes visible over ssh"
+	# The key survives a restart; a wrong key is refused.
+	hspn restart web --timeout 10
+	wait_until 20 vssh true || fail "no ssh login after restart"
+	ssh-keygen -q -t ed25519 -N "" -f "$T/other"
+	if nsenter --net="/run/netns/$ns" ssh -i "$T/other" -o StrictHostKeyChecking=no \
+		-o UserKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=3 \
+		-o LogLevel=ERROR root@10.89.0.2 true 2>/dev/null; then
+		fail "a key that was never authorized logged in"
+	fi
+}
+
+test_debian_bad_ssh_key() {
+	[ "$DEB_TEMPLATE_OK" = yes ] || fail "debian-12 template build failed"
+	cp -a "$TEMPLATE_STORE/templates/debian-12" "$T/root/templates/"
+	expect_fail hsp create k1 --template debian-12 --ssh-key /nonexistent/key.pub
+	assert_match 'ssh key' "$ERR"
+	ssh-keygen -q -t ed25519 -N "" -f "$T/priv"
+	expect_fail hsp create k2 --template debian-12 --ssh-key "$T/priv"
+	assert_match 'not a public key' "$ERR"
+	: >"$T/empty.pub"
+	expect_fail hsp create k3 --template debian-12 --ssh-key "$T/empty.pub"
+	[ -z "$(ls "$T/root/ves" 2>/dev/null)" ] || fail "half-created VE left"
+}

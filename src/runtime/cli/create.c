@@ -15,6 +15,7 @@ int cmd_create(struct cli *g, int argc, char **argv)
 	    {"ip", required_argument, NULL, 'I'},
 	    {"gateway", required_argument, NULL, 'G'},
 	    {"bridge", required_argument, NULL, 'B'},
+	    {"ssh-key", required_argument, NULL, 'K'},
 	    CLI_LIMIT_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
@@ -45,6 +46,9 @@ int cmd_create(struct cli *g, int argc, char **argv)
 			break;
 		case 'B':
 			o.bridge = optarg;
+			break;
+		case 'K':
+			o.ssh_key = optarg;
 			break;
 		default:
 			if (c == '?')

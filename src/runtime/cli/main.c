@@ -13,7 +13,8 @@ static const struct {
 	const char *help;
 } verbs[] = {
     {"create", cmd_create,
-     "create NAME --template T [--hostname H] [--ip CIDR [--gateway IP] [--bridge BR]] [limits]"},
+     "create NAME --template T [--hostname H] [--ip CIDR [--gateway IP] [--bridge BR]] [--ssh-key "
+     "FILE] [limits]"},
     {"start", cmd_start, "start NAME"},
     {"stop", cmd_stop, "stop NAME [--timeout S]"},
     {"kill", cmd_kill, "kill NAME"},
