@@ -238,3 +238,37 @@ test_debian_bad_ssh_key() {
 	expect_fail hsp create k3 --template debian-12 --ssh-key "$T/empty.pub"
 	[ -z "$(ls "$T/root/ves" 2>/dev/null)" ] || fail "half-created VE left"
 }
+
+# Each VE's firewall is its own: a drop-everything ruleset in one VE cuts
+# that VE off and nothing else.
+test_debian_firewall_is_per_ve() {
+	[ "$DEB_TEMPLATE_OK" = yes ] || fail "debian-12 template build failed"
+	cp -a "$TEMPLATE_STORE/templates/debian-12" "$T/root/templates/"
+	local ns=hsp-fw-$$-$RANDOM
+	ip netns add "$ns"
+	# shellcheck disable=SC2064 # expand now: $ns and $T are this test's
+	trap "for v in fa fb; do '$HSP' --root '$T/root' --run-dir '$T/run' destroy --force \$v >/dev/null 2>&1; done; ip netns del '$ns'" RETURN
+	hspn() { nsenter --net="/run/netns/$ns" "$HSP" --root "$T/root" --run-dir "$T/run" "$@"; }
+	inns() { nsenter --net="/run/netns/$ns" "$@"; }
+	ssh-keygen -q -t ed25519 -N "" -f "$T/key"
+	inns ip link add hspbr0 type bridge
+	inns ip addr add 10.90.0.1/24 dev hspbr0
+	hspn create fa --template debian-12 --ip 10.90.0.2/24 --ssh-key "$T/key.pub"
+	hspn create fb --template debian-12 --ip 10.90.0.3/24 --ssh-key "$T/key.pub"
+	hspn start fa
+	hspn start fb
+	can_ssh() {
+		inns ssh -i "$T/key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+			-o BatchMode=yes -o ConnectTimeout=2 -o LogLevel=ERROR "root@$1" true 2>/dev/null
+	}
+	wait_until 20 can_ssh 10.90.0.2 || fail "fa not reachable before the firewall"
+	wait_until 20 can_ssh 10.90.0.3 || fail "fb not reachable before the firewall"
+	hspn exec fa -- nft add table inet wall
+	hspn exec fa -- nft add chain inet wall in '{ type filter hook input priority 0; policy drop; }'
+	if can_ssh 10.90.0.2; then fail "fa's own firewall did not apply"; fi
+	can_ssh 10.90.0.3 || fail "fa's firewall cut off fb"
+	assert_eq "" "$(hspn exec fb -- nft list ruleset)" "fb's ruleset"
+	# Removing the ruleset inside fa restores it: the VE owns its rules.
+	hspn exec fa -- nft flush ruleset
+	wait_until 10 can_ssh 10.90.0.2 || fail "fa unreachable after flushing its own ruleset"
+}
