@@ -181,11 +181,11 @@ static int create_locked(hsp_runtime_t *rt, struct hsp_ve_config *c, const struc
 	cleanup_free char *cfg = hsp_strdup_printf("%s/config.json", dir);
 	if (access(cfg, F_OK) == 0)
 		return hsp_make_error(err, EEXIST, "VE `%s` already exists", c->name);
-	int r0 = check_address_free(rt, c, err);
-	if (r0 < 0)
-		return r0;
+	int r = check_address_free(rt, c, err);
+	if (r < 0)
+		return r;
 	/* A directory without config.json is what an interrupted create left. */
-	int r = hsp_rm_rf(dir, err);
+	r = hsp_rm_rf(dir, err);
 	if (r < 0)
 		return r;
 	cleanup_free char *ves = hsp_strdup_printf("%s/ves", rt->root);
