@@ -43,8 +43,6 @@ fi
 TARGET_KIB=1024
 
 W=$(mktemp -d /tmp/hsp-bench-rss.XXXXXX)
-# The VEs' root (mapped to unprivileged host ids) must reach their rootfs.
-chmod 0711 "$W"
 hsp() { "$HSP" --root "$W/root" --run-dir "$W/run" "$@"; }
 created=0
 

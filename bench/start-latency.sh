@@ -72,8 +72,6 @@ if [ -d /sys/fs/cgroup/unified ]; then
 fi
 
 W=$(mktemp -d /tmp/hsp-bench-start.XXXXXX)
-# The VE's root (mapped to unprivileged host ids) must reach its rootfs.
-chmod 0711 "$W"
 hsp() { "$HSP" --root "$W/root" --run-dir "$W/run" "$@"; }
 # Where crun-userns-cg puts its groups: under our own memory cgroup (on v1,
 # the same path in every hierarchy, as crun does it).

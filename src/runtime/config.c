@@ -128,6 +128,7 @@ int hsp_config_load(hsp_runtime_t *rt, const char *name, struct hsp_ve_config *c
 	c->name = strdup(name);
 	c->hostname = get_str(o, "hostname");
 	c->template = get_str(o, "template");
+	c->tree = get_str(o, "tree");
 	json_object_object_get_ex(o, "init", &v);
 	c->init = strv_from_json(v);
 	c->stop_signal = (int)get_int(o, "stop_signal", 15);
@@ -142,7 +143,9 @@ int hsp_config_load(hsp_runtime_t *rt, const char *name, struct hsp_ve_config *c
 	v = NULL;
 	json_object_object_get_ex(o, "limits", &v);
 	limits_from_json(v, &c->limits);
-	if (c->id_base < HSP_IDMAP_FIRST || c->init[0] == NULL) {
+	if (c->id_base < HSP_IDMAP_FIRST || c->init[0] == NULL ||
+	    (c->tree &&
+	     (c->tree[0] == '\0' || strspn(c->tree, "0123456789abcdef-") != strlen(c->tree)))) {
 		hsp_config_clear(c);
 		return hsp_make_error(err, EINVAL, "corrupt configuration `%s`", path);
 	}
@@ -155,6 +158,8 @@ int hsp_config_save(hsp_runtime_t *rt, const struct hsp_ve_config *c, hsp_error_
 	json_object_object_add(o, "name", json_object_new_string(c->name));
 	json_object_object_add(o, "hostname", json_object_new_string(c->hostname));
 	json_object_object_add(o, "template", json_object_new_string(c->template));
+	if (c->tree)
+		json_object_object_add(o, "tree", json_object_new_string(c->tree));
 	json_object_object_add(o, "init", strv_to_json(c->init));
 	json_object_object_add(o, "stop_signal", json_object_new_int(c->stop_signal));
 	json_object_object_add(o, "id_base", json_object_new_int64(c->id_base));
@@ -178,6 +183,7 @@ void hsp_config_clear(struct hsp_ve_config *c)
 	free(c->name);
 	free(c->hostname);
 	free(c->template);
+	free(c->tree);
 	hsp_strv_free(c->init);
 	free(c->ip);
 	free(c->gateway);

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "internal.h"
 #include "net.h"
+#include "rootfs.h"
 #include "template.h"
 #include "utils.h"
 
@@ -11,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,31 +119,42 @@ static int read_ssh_key(const char *path, char **out, hsp_error_t *err)
 	return 0;
 }
 
-/* Writes /root/.ssh/authorized_keys in a fresh VE root, owned by the VE's
- * root, without following any symlink the template might hold. */
-static int install_ssh_key(const char *rootfs, const char *key, uid_t base, hsp_error_t *err)
+/* Writes /root/.ssh/authorized_keys into a fresh VE's private area (`top`),
+ * owned by the VE's root, without following any symlink the template might
+ * hold.  Over a template tree, /root is made in the upper layer with the
+ * tree's owner and mode, as a copy-up would. */
+static int install_ssh_key(const char *top, const char *tree, const char *key, hsp_error_t *err)
 {
-	cleanup_close int rfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	cleanup_close int rfd = open(top, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rfd < 0)
-		return hsp_make_errno(err, errno, "open `%s`", rootfs);
-	if (mkdirat(rfd, "root", 0700) < 0 && errno != EEXIST)
+		return hsp_make_errno(err, errno, "open `%s`", top);
+	struct stat like = {.st_mode = S_IFDIR | 0700};
+	if (tree) {
+		cleanup_free char *home = hsp_strdup_printf("%s/root", tree);
+		if (lstat(home, &like) == 0 && !S_ISDIR(like.st_mode))
+			return hsp_make_error(err, EINVAL,
+					      "ssh key: /root in the template is not a directory");
+	}
+	if (mkdirat(rfd, "root", like.st_mode & 07777) < 0 && errno != EEXIST)
 		return hsp_make_errno(err, errno, "ssh key: mkdir /root");
 	cleanup_close int home =
 	    openat(rfd, "root", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (home < 0)
 		return hsp_make_errno(err, errno, "ssh key: /root in the template");
+	if (tree && fchown(home, like.st_uid, like.st_gid) < 0)
+		return hsp_make_errno(err, errno, "ssh key: chown /root");
 	if (mkdirat(home, ".ssh", 0700) < 0 && errno != EEXIST)
 		return hsp_make_errno(err, errno, "ssh key: mkdir /root/.ssh");
 	cleanup_close int dir =
 	    openat(home, ".ssh", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dir < 0 || fchown(dir, base, base) < 0 || fchmod(dir, 0700) < 0)
+	if (dir < 0 || fchown(dir, 0, 0) < 0 || fchmod(dir, 0700) < 0)
 		return hsp_make_errno(err, errno, "ssh key: /root/.ssh");
 	cleanup_close int fd = openat(dir, "authorized_keys",
 				      O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return hsp_make_errno(err, errno, "ssh key: /root/.ssh/authorized_keys");
 	size_t n = strlen(key);
-	if (write(fd, key, n) != (ssize_t)n || fchown(fd, base, base) < 0 || fchmod(fd, 0600) < 0)
+	if (write(fd, key, n) != (ssize_t)n || fchown(fd, 0, 0) < 0 || fchmod(fd, 0600) < 0)
 		return hsp_make_errno(err, errno, "ssh key: write /root/.ssh/authorized_keys");
 	return 0;
 }
@@ -189,22 +202,33 @@ static int create_locked(hsp_runtime_t *rt, struct hsp_ve_config *c, const struc
 	if (r < 0)
 		return r;
 	cleanup_free char *ves = hsp_strdup_printf("%s/ves", rt->root);
-	if (mkdir(ves, 0711) < 0 && errno != EEXIST)
+	if (mkdir(ves, 0700) < 0 && errno != EEXIST)
 		return hsp_make_errno(err, errno, "mkdir `%s`", ves);
-	if (mkdir(dir, 0711) < 0)
+	if (mkdir(dir, 0700) < 0)
 		return hsp_make_errno(err, errno, "mkdir `%s`", dir);
-	cleanup_free char *rootfs = hsp_ve_rootfs(rt, c->name);
 	r = hsp_idmap_allocate(rt, c->name, &c->id_base, err);
+	bool new_tree = false;
+	if (r == 0 && t->stored) {
+		r = hsp_tree_ensure(rt, t, &c->tree, err);
+		new_tree = r == 1;
+		r = r < 0 ? r : 0;
+	}
 	if (r == 0)
-		r = hsp_rootfs_populate(t, rootfs, c->id_base, err);
-	if (r == 0 && ssh_key)
-		r = install_ssh_key(rootfs, ssh_key, c->id_base, err);
+		r = hsp_private_create(rt, c, t, err);
+	if (r == 0 && ssh_key) {
+		cleanup_free char *top = hsp_private_top(rt, c->name, c->tree != NULL);
+		cleanup_free char *tree = c->tree ? hsp_tree_path(rt, c->template, c->tree) : NULL;
+		r = install_ssh_key(top, tree, ssh_key, err);
+	}
 	if (r == 0)
 		r = hsp_config_save(rt, c, err);
 	if (r < 0) {
 		hsp_error_t ignored = NULL;
 		hsp_rm_rf(dir, &ignored);
 		hsp_error_release(&ignored);
+	} else if (new_tree) {
+		/* The template was imported again: older trees may be unused. */
+		hsp_tree_gc(rt, t->name);
 	}
 	return r;
 }
@@ -252,6 +276,7 @@ int hsp_ve_destroy(hsp_runtime_t *rt, const char *name, bool force, hsp_error_t 
 	if (r < 0)
 		return r;
 	uid_t base = c.id_base;
+	cleanup_free char *tmpl = c.tree ? strdup(c.template) : NULL;
 	hsp_config_clear(&c);
 	if (hsp_ve_is_running(rt, name)) {
 		if (!force)
@@ -270,6 +295,9 @@ int hsp_ve_destroy(hsp_runtime_t *rt, const char *name, bool force, hsp_error_t 
 		return lock;
 	if (hsp_ve_is_running(rt, name))
 		return hsp_make_error(err, EBUSY, "VE `%s` was started again meanwhile", name);
+	cleanup_free char *mnt = hsp_ve_rootfs(rt, name);
+	if (hsp_ve_is_mounted(rt, name) && umount2(mnt, UMOUNT_NOFOLLOW) < 0)
+		return hsp_make_errno(err, errno, "VE `%s`: unmount `%s`", name, mnt);
 	/* config.json goes first: from then on the VE does not exist, even if
 	 * removing its files is interrupted. */
 	cleanup_free char *dir = hsp_ve_dir(rt, name);
@@ -279,6 +307,8 @@ int hsp_ve_destroy(hsp_runtime_t *rt, const char *name, bool force, hsp_error_t 
 	r = hsp_rm_rf(dir, err);
 	if (r == 0)
 		hsp_idmap_release(rt, name, base);
+	if (r == 0 && tmpl)
+		hsp_tree_gc(rt, tmpl);
 	cleanup_free char *rundir = hsp_ve_run_dir(rt, name);
 	hsp_error_t ignored = NULL;
 	hsp_rm_rf(rundir, &ignored);

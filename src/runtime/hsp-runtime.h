@@ -125,6 +125,11 @@ int hsp_ve_list(hsp_runtime_t *rt, char ***names, hsp_error_t *err);
 int hsp_ve_set(hsp_runtime_t *rt, const char *name, const struct hsp_limits *limits,
 	       hsp_error_t *err);
 int hsp_ve_destroy(hsp_runtime_t *rt, const char *name, bool force, hsp_error_t *err);
+/* Shows a stopped VE's files on the host at <root>/ves/<name>/rootfs (as
+ * stored: the VE's root is uid 0; nosuid, nodev), for inspection and
+ * repair; a mounted VE cannot start until unmounted. */
+int hsp_ve_mount(hsp_runtime_t *rt, const char *name, bool read_only, hsp_error_t *err);
+int hsp_ve_umount(hsp_runtime_t *rt, const char *name, hsp_error_t *err);
 
 const char *hsp_ve_status_name(enum hsp_ve_status s);
 

@@ -24,6 +24,8 @@ struct hsp_ve_config {
 	char *name;
 	char *hostname;
 	char *template;
+	/* The template tree under the VE's overlay; NULL: a flat root. */
+	char *tree;
 	char **init; /* NULL-terminated */
 	int stop_signal;
 	uid_t id_base;

@@ -11,6 +11,7 @@
 #include "errpipe.h"
 #include "internal.h"
 #include "net.h"
+#include "rootfs.h"
 #include "seccomp.h"
 #include "spawn.h"
 #include "utils.h"
@@ -36,7 +37,6 @@
 struct boot {
 	hsp_runtime_t *rt;
 	struct hsp_ve_config cfg;
-	char *rootfs;
 	char *const *argv;
 	struct hsp_seccomp_prog *seccomp;
 	struct hsp_cgroup *cg;
@@ -50,7 +50,6 @@ static void shrink_footprint(void);
 static void boot_clear(struct boot *b)
 {
 	hsp_config_clear(&b->cfg);
-	free(b->rootfs);
 	hsp_seccomp_free(b->seccomp);
 	hsp_cgroup_free(b->cg);
 	hsp_state_clear(&b->st);
@@ -63,8 +62,17 @@ static char *stop_marker(hsp_runtime_t *rt, const char *name)
 
 static int spawn(struct boot *b, hsp_error_t *err)
 {
+	struct hsp_root_layers l;
+	int r = hsp_rootfs_attach(b->rt, &b->cfg, &l, err);
+	if (r < 0) {
+		hsp_rootfs_detach(&l);
+		return r;
+	}
 	struct hsp_spawn s = {
-	    .rootfs = b->rootfs,
+	    .rootfs = l.root,
+	    .lower = l.lower,
+	    .upper = l.upper,
+	    .work = l.work,
 	    .hostname = b->cfg.hostname,
 	    .argv = b->argv,
 	    .id_base = b->cfg.id_base,
@@ -77,7 +85,9 @@ static int spawn(struct boot *b, hsp_error_t *err)
 	    .host_if = b->host_if,
 	};
 	pid_t pid;
-	int r = hsp_spawn_init(&s, &pid, err);
+	r = hsp_spawn_init(&s, &pid, err);
+	/* Init has its own copies of these mounts by now, or failed. */
+	hsp_rootfs_detach(&l);
 	if (r < 0)
 		return r;
 	b->st.init_pid = pid;
@@ -393,12 +403,15 @@ static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_overri
 	int r = hsp_config_load(rt, name, &b->cfg, err);
 	if (r < 0)
 		return r;
-	b->rootfs = hsp_ve_rootfs(rt, name);
 	hsp_net_host_ifname(rt->instance, name, b->host_if);
 	b->argv = init_override && init_override[0] ? init_override : b->cfg.init;
-	if (access(b->rootfs, F_OK) < 0)
-		return hsp_make_errno(err, errno, "VE `%s`: root file system `%s`", name,
-				      b->rootfs);
+	cleanup_free char *priv = hsp_strdup_printf("%s/ves/%s/private", rt->root, name);
+	if (access(priv, F_OK) < 0)
+		return hsp_make_errno(err, errno, "VE `%s`: private area `%s`", name, priv);
+	if (hsp_ve_is_mounted(rt, name))
+		return hsp_make_error(
+		    err, EBUSY, "VE `%s` is mounted on the host: run `hsp-runtime umount %s` first",
+		    name, name);
 	cleanup_free char *cache = hsp_cache_dir(rt);
 	r = hsp_seccomp_load_cached(cache, &b->seccomp, err);
 	if (r < 0)

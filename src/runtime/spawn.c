@@ -3,6 +3,7 @@
 #include "caps.h"
 #include "errpipe.h"
 #include "net.h"
+#include "rootfs.h"
 #include "utils.h"
 
 #include <errno.h>
@@ -189,9 +190,6 @@ static void setup_proc_masks(int errfd, const char *rootfs)
  * host id may not traverse the runtime's private directories. */
 static int bind_rootfs(int errfd, const struct hsp_spawn *s)
 {
-	/* Nothing we mount may reach the host's mount namespace. */
-	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-		FAIL("make / a slave mount");
 	if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
 		FAIL("bind VE root `%s`", s->rootfs);
 	/* Opened after the bind, so the fd is the new mount's root. */
@@ -199,6 +197,49 @@ static int bind_rootfs(int errfd, const struct hsp_spawn *s)
 	if (rootfd < 0)
 		FAIL("open VE root `%s`", s->rootfs);
 	return rootfd;
+}
+
+/* Also before we become the VE's root, for the same reason: the overlay's
+ * layers and mount point, as fds. */
+static void open_layers(int errfd, const struct hsp_spawn *s, int fds[4])
+{
+	const char *paths[4] = {s->lower, s->upper, s->work, s->rootfs};
+	for (int i = 0; i < 4; i++) {
+		fds[i] = open(paths[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fds[i] < 0)
+			FAIL("open `%s`", paths[i]);
+	}
+}
+
+/* Mounted as the VE's root, in its user namespace: copy-up then creates
+ * files as the VE's root, through the idmapped upper layer, so they are
+ * stored with the VE's own ids.  Returns the overlay's root. */
+static int mount_overlay(int errfd, const int fds[4])
+{
+	static const char *const keys[3] = {"lowerdir", "upperdir", "workdir"};
+	int fs = fsopen("overlay", FSOPEN_CLOEXEC);
+	if (fs < 0)
+		FAIL("open overlay file system");
+	for (int i = 0; i < 3; i++) {
+		char p[32];
+		fdpath(p, fds[i]);
+		if (fsconfig(fs, FSCONFIG_SET_STRING, keys[i], p, 0) < 0)
+			FAIL("overlay: set %s", keys[i]);
+	}
+	/* trusted.* xattrs are out of reach in a user namespace. */
+	if (fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0)
+		FAIL("overlay: set userxattr");
+	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		FAIL("mount overlay for the VE root");
+	int m = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+	if (m < 0)
+		FAIL("overlay: fsmount");
+	close(fs);
+	if (move_mount(m, "", fds[3], "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		FAIL("attach VE root overlay");
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+	return m;
 }
 
 static void setup_mounts(int errfd, int rootfd, const struct hsp_spawn *s)
@@ -272,9 +313,19 @@ static __attribute__((noreturn)) void child_main(const struct hsp_spawn *s, int 
 		_exit(127);
 	close(syncfd);
 
-	int rootfd = bind_rootfs(errfd, s);
+	/* Nothing we mount may reach the host's mount namespace. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		FAIL("make / a slave mount");
+	int layers[4];
+	int rootfd = -1;
+	if (s->upper)
+		open_layers(errfd, s, layers);
+	else
+		rootfd = bind_rootfs(errfd, s);
 	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 		FAIL("become root in the VE's user namespace");
+	if (s->upper)
+		rootfd = mount_overlay(errfd, layers);
 	if (setgroups(0, NULL) < 0)
 		FAIL("setgroups");
 	/* The monitor owns the VE: should it die, the VE dies with it rather
@@ -311,14 +362,6 @@ static __attribute__((noreturn)) void child_main(const struct hsp_spawn *s, int 
 		FAIL("close_range");
 	execve(s->argv[0], s->argv, hsp_default_env);
 	FAIL("exec init `%s`", s->argv[0]);
-}
-
-static int write_map(pid_t pid, const char *file, uid_t base, hsp_error_t *err)
-{
-	char path[64], map[64];
-	snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
-	int n = snprintf(map, sizeof(map), "0 %u %u\n", base, HSP_IDMAP_SIZE);
-	return hsp_write_file(path, map, n, err);
 }
 
 /* The VE's eth0 is born inside its network namespace, its peer on the
@@ -366,9 +409,9 @@ int hsp_spawn_init(const struct hsp_spawn *s, pid_t *pidp, hsp_error_t *err)
 		return hsp_make_errno(err, e, "clone VE init");
 	}
 
-	int r = write_map(pid, "uid_map", s->id_base, err);
+	int r = hsp_idmap_write(pid, "uid_map", s->id_base, err);
 	if (r == 0)
-		r = write_map(pid, "gid_map", s->id_base, err);
+		r = hsp_idmap_write(pid, "gid_map", s->id_base, err);
 	if (r == 0 && s->cg)
 		r = hsp_cgroup_attach(s->cg, pid, err);
 	if (r == 0 && s->ip)

@@ -10,7 +10,10 @@
 #include "seccomp.h"
 
 struct hsp_spawn {
+	/* The VE root: a directory to bind, or with `upper` set the mount point
+	 * of an overlay of lower, upper and work (see rootfs.h). */
 	const char *rootfs;
+	const char *lower, *upper, *work;
 	const char *hostname;
 	char *const *argv;
 	uid_t id_base;

@@ -260,6 +260,7 @@ static int resolve_stored(const char *root, const char *name, struct hsp_templat
 	if (t->source == NULL)
 		return hsp_make_errno(err, errno, "template `%s`: `%s`", name, tar);
 	t->name = hsp_tpl_strdup(name);
+	t->stored = true;
 	return read_manifest(manifest, t, err);
 }
 

@@ -10,6 +10,7 @@
 #ifndef HSP_TEMPLATE_H
 #define HSP_TEMPLATE_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -21,6 +22,7 @@ struct hsp_template {
 	char *version;
 	char **init; /* NULL-terminated */
 	char *stop_signal;
+	bool stored; /* from the store, not a path */
 };
 
 int hsp_template_resolve(const char *root, const char *arg, struct hsp_template *t,

@@ -85,15 +85,22 @@ test_usage_errors() {
 
 test_broken_rootfs_start_fails_cleanly() {
 	hsp create br --template busybox
-	rm "$T/root/ves/br/rootfs/sbin/init"
+	rm "$(hsp mount br)/sbin/init"
+	# A VE shown on the host does not start: both would write its files.
+	expect_fail hsp start br
+	assert_match 'is mounted on the host' "$ERR"
+	hsp umount br
 	expect_fail hsp start br
 	assert_match 'exec init' "$ERR"
 	assert_eq stopped "$(json_get "$(hsp state --json br)" status)"
 	assert_no_match cgroup "$(hsp state --json br)" "state of a failed start"
 	# A planted symlink cannot redirect the runtime's mounts.
 	hsp create sy --template busybox
-	rm -rf "$T/root/ves/sy/rootfs/proc"
-	ln -s / "$T/root/ves/sy/rootfs/proc"
+	local mnt
+	mnt=$(hsp mount sy)
+	rm -rf "$mnt/proc"
+	ln -s / "$mnt/proc"
+	hsp umount sy
 	expect_fail hsp start sy
 	assert_match 'must be a directory' "$ERR"
 }

@@ -34,8 +34,10 @@ test_user_namespace_root() {
 }
 
 test_pivot_root_detaches_host() {
-	new_ve iso
-	echo marker >"$T/root/ves/iso/rootfs/marker"
+	hsp create iso --template busybox
+	echo marker >"$(hsp mount iso)/marker"
+	hsp umount iso
+	hsp start iso
 	assert_eq marker "$(in_ve 'cat /marker')" "VE root"
 	# No mount point names a host path (field 4, the source path within
 	# a file system, does for any bind mount and is not a way in).
@@ -127,12 +129,17 @@ test_setuid_works_inside() {
 		gcc -static -O -o "$T/euid" "$REPO/test/integration/helpers/euid.c" ||
 			fail "cannot build the setuid helper"
 	fi
-	new_ve iso
-	cp "$T/euid" "$T/root/ves/iso/rootfs/bin/euid"
-	# Owned by the VE's root (its shifted id on the host) and setuid.
-	chown "$(stat -c %u "$T/root/ves/iso/rootfs/bin/busybox"):$(stat -c %g "$T/root/ves/iso/rootfs/bin/busybox")" \
-		"$T/root/ves/iso/rootfs/bin/euid"
-	chmod 4755 "$T/root/ves/iso/rootfs/bin/euid"
+	hsp create iso --template busybox
+	local mnt
+	mnt=$(hsp mount iso)
+	cp "$T/euid" "$mnt/bin/euid"
+	# Owned by the VE's root (uid 0 as stored) and setuid.
+	chown 0:0 "$mnt/bin/euid"
+	chmod 4755 "$mnt/bin/euid"
+	# The host's view of a VE is nosuid: its setuid files give nothing here.
+	assert_match nosuid "$(awk -v m="$mnt" '$5 == m { print $6 }' /proc/self/mountinfo)" "host mount options"
+	hsp umount iso
+	hsp start iso
 	assert_eq "1000 0" "$(hsp exec --user 1000 iso -- /bin/euid)" "setuid root inside"
 }
 
@@ -141,7 +148,9 @@ test_device_nodes_refused() {
 	if in_ve 'mknod /tmp/sda b 8 0' 2>/dev/null; then fail "mknod block device"; fi
 	if in_ve 'mknod /tmp/kvm c 10 232' 2>/dev/null; then fail "mknod /dev/kvm"; fi
 	if in_ve 'mknod /tmp/mem c 1 1' 2>/dev/null; then fail "mknod /dev/mem"; fi
-	[ ! -e "$T/root/ves/iso/rootfs/tmp/kvm" ] || fail "device node created"
+	hsp stop iso
+	[ ! -e "$(hsp mount iso)/tmp/kvm" ] || fail "device node created"
+	hsp umount iso
 }
 
 test_cannot_lift_limits_or_escape_via_cgroups() {

@@ -120,9 +120,12 @@ test_kill_and_restart() {
 test_stop_timeout_kills_stubborn_init() {
 	# An init that ignores its stop signal is killed after the timeout.
 	hsp create st --template busybox --init /stubborn-init
+	local mnt
+	mnt=$(hsp mount st)
 	printf '#!/bin/sh\ntrap "" TERM USR2 HUP INT\nwhile :; do sleep 1; done\n' \
-		>"$T/root/ves/st/rootfs/stubborn-init"
-	chmod 755 "$T/root/ves/st/rootfs/stubborn-init"
+		>"$mnt/stubborn-init"
+	chmod 755 "$mnt/stubborn-init"
+	hsp umount st
 	hsp start st
 	local start end cgs
 	cgs=$(ve_cgroup_dirs st)
@@ -165,8 +168,12 @@ test_distinct_id_ranges() {
 	b1=$(echo "$m1" | cut -d' ' -f2)
 	b2=$(echo "$m2" | cut -d' ' -f2)
 	[ $((b1 - b2)) -ge 65536 ] || [ $((b2 - b1)) -ge 65536 ] || fail "ranges overlap: $b1 $b2"
-	# Files in the VE are owned by its shifted ids on the host.
-	assert_eq "$b1" "$(stat -c %u "$T/root/ves/a1/rootfs/bin/busybox")" "rootfs owner"
+	# Files in the VE are owned by its shifted ids on the host, through
+	# its idmapped root, and by its root inside.
+	local pid1
+	pid1=$(json_get "$(hsp state --json a1)" init_pid)
+	assert_eq "$b1" "$(stat -c %u "/proc/$pid1/root/bin/busybox")" "rootfs owner seen from the host"
+	assert_eq 0 "$(hsp exec a1 -- stat -c %u /bin/busybox)" "rootfs owner inside"
 	# A destroyed VE's range is free again: the lowest free range is taken.
 	hsp destroy --force a1
 	hsp create a3 --template busybox

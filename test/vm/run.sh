@@ -373,7 +373,7 @@ build_stage() {
 	# The setuid test's helper, built here: the VM has no compiler.
 	gcc -static -O -o "$stage/hsp/bin/test-euid" "$repo/test/integration/helpers/euid.c" ||
 		die "cannot build the setuid test helper"
-	cp -a "$repo/test/integration" "$stage/hsp/repo/test/"
+	cp -a "$repo/test/integration" "$repo/test/lib" "$stage/hsp/repo/test/"
 	cp -a "$repo/images" "$stage/hsp/repo/"
 	mkdir -p "$stage/hsp/store"
 	cp -a "$cache/store/templates" "$stage/hsp/store/"

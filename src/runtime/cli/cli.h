@@ -65,5 +65,7 @@ int cmd_list(struct cli *g, int argc, char **argv);
 int cmd_set(struct cli *g, int argc, char **argv);
 int cmd_destroy(struct cli *g, int argc, char **argv);
 int cmd_template(struct cli *g, int argc, char **argv);
+int cmd_mount(struct cli *g, int argc, char **argv);
+int cmd_umount(struct cli *g, int argc, char **argv);
 
 #endif

@@ -26,6 +26,9 @@ static const struct {
     {"list", cmd_list, "list [--json]"},
     {"set", cmd_set, "set NAME [limits]"},
     {"destroy", cmd_destroy, "destroy NAME [--force]"},
+    {"mount", cmd_mount,
+     "mount NAME [--read-only]   (a stopped VE's files, at ROOT/ves/NAME/rootfs)"},
+    {"umount", cmd_umount, "umount NAME"},
     {"template", cmd_template, "template list [--json] | template import NAME SOURCE ..."},
 };
 
