@@ -196,9 +196,23 @@ if [ ! -s /etc/machine-id ]; then
 	tr -d '-' </proc/sys/kernel/random/uuid >/etc/machine-id.new &&
 		mv -f /etc/machine-id.new /etc/machine-id
 fi
-# Generates only the host keys that are missing.
+# Generates only the host keys that are missing.  RSA (0.2-2 s of CPU)
+# is made in the background, so sshd starts at once with ed25519 and ecdsa
+# (milliseconds) and is told to load the RSA key when it is there.
 if [ -x /usr/bin/ssh-keygen ]; then
-	ssh-keygen -A >/dev/null
+	for t in ed25519 ecdsa; do
+		[ -s /etc/ssh/ssh_host_${t}_key ] ||
+			ssh-keygen -q -t $t -N "" -f /etc/ssh/ssh_host_${t}_key </dev/null >/dev/null
+	done
+	if [ ! -s /etc/ssh/ssh_host_rsa_key ]; then
+		(
+			k=/etc/ssh/ssh_host_rsa_key
+			rm -f $k.new $k.new.pub
+			ssh-keygen -q -t rsa -N "" -f $k.new </dev/null >/dev/null 2>&1 || exit 0
+			mv -f $k.new.pub $k.pub && mv -f $k.new $k
+			[ -s /run/sshd.pid ] && kill -HUP "$(cat /run/sshd.pid)" 2>/dev/null
+		) </dev/null >/dev/null 2>&1 &
+	fi
 fi
 exit 0
 END
@@ -224,6 +238,17 @@ export DEBIAN_FRONTEND=noninteractive LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bi
 chroot "$root" apt-get -qq update
 chroot "$root" apt-get -qq -o Dpkg::Options::=--force-confold -o Dpkg::Use-Pty=0 dist-upgrade >/dev/null
 chroot "$root" update-rc.d hsp-firstboot defaults
+# Boot scripts for hardware and file systems a VE does not have: the runtime
+# mounts /dev, devpts and /dev/shm, and the root needs no fsck.  Together they
+# took ~230 ms of a ~490 ms boot to sshd.  `disable` (not `remove`) survives
+# package upgrades.  mountkernfs (/run as tmpfs) and mountall (the VE's own
+# fstab) stay.
+for s in checkroot.sh checkfs.sh checkroot-bootclean.sh mountdevsubfs.sh mount-configfs \
+	hwclock.sh brightness mountnfs.sh mountnfs-bootclean.sh; do
+	if [ -e "$root/etc/init.d/$s" ]; then
+		chroot "$root" update-rc.d "$s" disable S >/dev/null 2>&1
+	fi
+done
 END
 if ! unshare --mount --propagation private sh "$tmp/in-target.sh" "$root" "$cache/debs" >"$tmp/target.log" 2>&1; then
 	tail -n 20 "$tmp/target.log" >&2

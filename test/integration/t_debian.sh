@@ -33,8 +33,11 @@ deb_ve() {
 	wait_until 20 deb_sshd_up "$name" || fail "sshd not running in $name"
 }
 
-# Fingerprints of the VE's host keys, one line per key, sorted.
+# Fingerprints of the VE's host keys, one line per key, sorted; once the
+# RSA key, made in the background at first boot, is there.
 deb_host_keys() {
+	wait_until 20 hsp exec "$1" -- test -s /etc/ssh/ssh_host_rsa_key.pub ||
+		fail "no RSA host key in $1"
 	hsp exec "$1" -- sh -c 'for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$k"; done' | sort
 }
 
@@ -97,6 +100,10 @@ test_debian_boot_init_sshd() {
 test_debian_host_keys_per_ve_and_kept() {
 	deb_ve k1
 	local keys1 id1
+	# ed25519 and ecdsa come before sshd starts; RSA follows in the
+	# background, and sshd is told to load it.
+	deb_rsa_served() { hsp exec "$1" -- ssh-keyscan -t rsa 127.0.0.1 2>/dev/null | grep -q ssh-rsa; }
+	wait_until 20 deb_rsa_served k1 || fail "sshd never served an RSA host key"
 	keys1=$(deb_host_keys k1)
 	[ "$(wc -l <<<"$keys1")" -eq 3 ] || fail "expected 3 host keys: $keys1"
 	assert_match 'ED25519' "$keys1" "ed25519 key"
