@@ -26,7 +26,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
 failed=()
-for b in start-latency monitor-rss; do
+for b in start-latency monitor-rss ssh-login; do
 	if ! bash "$here/$b.sh"; then
 		failed+=("$b")
 		echo "run.sh: $b failed" >&2
@@ -91,6 +91,17 @@ fi
 		printf '  %-30s FAILED %s times\n' "stop, sequential" "$(get rss.stop_failures)"
 	fi
 	printf '  %-30s %s s total\n' "destroy, sequential" "$(get rss.destroy_total_s)"
+	echo
+	echo "debian-12 VE to first root ssh login (median of $(get ssh.runs) VEs, ms):"
+	printf '  %-30s %s (range %s; target <= 1000)\n' "create + start + login" \
+		"$(get ssh.total_ms)" "$(get ssh.total_range)"
+	printf '  %-30s create %s, start %s, start->login %s\n' "of which" "$(get ssh.create_ms)" \
+		"$(get ssh.start_ms)" "$(get ssh.login_ms)"
+	printf '  %-30s busybox %s, debian-12 %s, full copy %s (ratio %s)\n' "create alone" \
+		"$(get ssh.create_busybox_ms)" "$(get ssh.create_debian_ms)" \
+		"$(get ssh.create_copy_ms)" "$(get ssh.create_ratio)"
+	printf '  %-30s tree %s KiB (made in %s ms, once), per VE %s KiB, full copy %s KiB\n' \
+		"disk" "$(get ssh.tree_kib)" "$(get ssh.tree_ms)" "$(get ssh.disk_kib)" "$(get ssh.copy_kib)"
 	if [ ${#failed[@]} -gt 0 ]; then
 		echo
 		echo "FAILED: ${failed[*]}"
