@@ -7,7 +7,7 @@ HSP_ROOT    ?= /var/lib/hsp
 HSP_RUN_DIR ?= /run/hsp
 JOBS        ?= $(shell nproc)
 
-.PHONY: all deps build build-asan run check unit unit-asan integration integration-asan vm-test bench format clean
+.PHONY: all deps build build-asan run check unit unit-asan integration integration-asan ceph-test vm-test bench format clean
 
 all: build
 
@@ -42,10 +42,14 @@ integration-asan: build-asan
 	@HSP=$(CURDIR)/$(BUILD_ASAN)/src/runtime/hsp-runtime ASAN_OPTIONS=detect_leaks=1 \
 		bash test/integration/run.sh
 
+# The throw-away Ceph cluster the storage tests run against.
+ceph-test: deps
+	@bash test/ceph/t_cluster.sh
+
 vm-test: build
 	@HSP_BUILD=$(CURDIR)/$(BUILD) bash test/vm/run.sh
 
-check: unit unit-asan integration integration-asan vm-test
+check: unit unit-asan integration integration-asan ceph-test vm-test
 
 bench: build
 	@HSP=$(CURDIR)/$(BUILD)/src/runtime/hsp-runtime bash bench/run.sh

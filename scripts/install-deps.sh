@@ -13,6 +13,7 @@ busybox-static debootstrap debian-archive-keyring zstd tar iproute2 util-linux p
 openssh-client
 crun hyperfine jq
 qemu-system-x86 cpio kmod
+ceph-mon ceph-osd ceph-mds ceph-fuse ceph-common libcephfs-dev librados-dev python3-rados
 "
 
 missing=""
