@@ -198,7 +198,9 @@ if [ ! -s /etc/machine-id ]; then
 fi
 # Generates only the host keys that are missing.  RSA (0.2-2 s of CPU)
 # is made in the background, so sshd starts at once with ed25519 and ecdsa
-# (milliseconds) and is told to load the RSA key when it is there.
+# (milliseconds; every OpenSSH client since 2011 takes ecdsa) and serves
+# RSA from the next boot on.  Not SIGHUP: sshd re-executes itself on it and
+# refuses connections meanwhile, which a customer's first login would hit.
 if [ -x /usr/bin/ssh-keygen ]; then
 	for t in ed25519 ecdsa; do
 		[ -s /etc/ssh/ssh_host_${t}_key ] ||
@@ -210,7 +212,6 @@ if [ -x /usr/bin/ssh-keygen ]; then
 			rm -f $k.new $k.new.pub
 			ssh-keygen -q -t rsa -N "" -f $k.new </dev/null >/dev/null 2>&1 || exit 0
 			mv -f $k.new.pub $k.pub && mv -f $k.new $k
-			[ -s /run/sshd.pid ] && kill -HUP "$(cat /run/sshd.pid)" 2>/dev/null
 		) </dev/null >/dev/null 2>&1 &
 	fi
 fi

@@ -1,6 +1,7 @@
 /* Persistence of VE configurations and run states as JSON (json-c). */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "pool.h"
 #include "utils.h"
 
 #include <dirent.h>
@@ -28,6 +29,7 @@ static const struct {
     {"cpu_weight", HSP_LIMIT_CPU_WEIGHT, offsetof(struct hsp_limits, cpu_weight)},
     {"pids", HSP_LIMIT_PIDS, offsetof(struct hsp_limits, pids)},
     {"io_weight", HSP_LIMIT_IO_WEIGHT, offsetof(struct hsp_limits, io_weight)},
+    {"disk", HSP_LIMIT_DISK, offsetof(struct hsp_limits, disk)},
 };
 
 static json_object *hsp_limits_to_json(const struct hsp_limits *l)
@@ -89,7 +91,7 @@ static char **strv_from_json(json_object *a)
 	return v;
 }
 
-static int load_json(const char *path, json_object **out, hsp_error_t *err)
+int hsp_json_load(const char *path, json_object **out, hsp_error_t *err)
 {
 	cleanup_free char *data = NULL;
 	int r = hsp_read_file(path, &data, NULL, err);
@@ -104,7 +106,7 @@ static int load_json(const char *path, json_object **out, hsp_error_t *err)
 	return 0;
 }
 
-static int save_json(const char *path, json_object *o, hsp_error_t *err)
+int hsp_json_save(const char *path, json_object *o, hsp_error_t *err)
 {
 	const char *s = json_object_to_json_string_ext(
 	    o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -115,13 +117,14 @@ static int save_json(const char *path, json_object *o, hsp_error_t *err)
 int hsp_config_load(hsp_runtime_t *rt, const char *name, struct hsp_ve_config *c, hsp_error_t *err)
 {
 	memset(c, 0, sizeof(*c));
-	cleanup_free char *path = hsp_strdup_printf("%s/ves/%s/config.json", rt->root, name);
-	struct stat st;
-	if (stat(path, &st) < 0 && errno == ENOENT)
-		return hsp_make_error(err, ENOENT, "VE `%s` not found", name);
+	const struct hsp_pool *pool;
+	int pr = hsp_pool_of_ve(rt, name, &pool, err);
+	if (pr < 0)
+		return pr;
+	cleanup_free char *path = hsp_strdup_printf("%s/ves/%s/config.json", pool->base, name);
 
 	cleanup_json json_object *o = NULL;
-	int r = load_json(path, &o, err);
+	int r = hsp_json_load(path, &o, err);
 	if (r < 0)
 		return r;
 	json_object *v = NULL;
@@ -174,8 +177,9 @@ int hsp_config_save(hsp_runtime_t *rt, const struct hsp_ve_config *c, hsp_error_
 		json_object_object_add(net, "bridge", json_object_new_string(c->bridge));
 		json_object_object_add(o, "network", net);
 	}
-	cleanup_free char *path = hsp_strdup_printf("%s/ves/%s/config.json", rt->root, c->name);
-	return save_json(path, o, err);
+	cleanup_free char *path =
+	    hsp_strdup_printf("%s/ves/%s/config.json", hsp_ve_base(rt, c->name), c->name);
+	return hsp_json_save(path, o, err);
 }
 
 void hsp_config_clear(struct hsp_ve_config *c)
@@ -196,37 +200,59 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int hsp_config_names(hsp_runtime_t *rt, char ***names, hsp_error_t *err)
+/* Adds the VEs of one pool's ves/ to v (n of cap used). */
+static int add_names(const char *dir, char ***v, size_t *n, size_t *cap, hsp_error_t *err)
 {
-	cleanup_free char *dir = hsp_strdup_printf("%s/ves", rt->root);
-	size_t n = 0, cap = 16;
-	cleanup_strv char **v = calloc(cap + 1, sizeof(char *));
-	if (v == NULL)
-		return hsp_make_errno(err, ENOMEM, "list VEs");
 	DIR *d = opendir(dir);
-	if (d == NULL && errno != ENOENT)
-		return hsp_make_errno(err, errno, "open `%s`", dir);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : hsp_make_errno(err, errno, "open `%s`", dir);
 	struct dirent *de;
-	while (d && (de = readdir(d)) != NULL) {
+	int r = 0;
+	while (r == 0 && (de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
 		cleanup_free char *cfg = hsp_strdup_printf("%s/%s/config.json", dir, de->d_name);
 		if (access(cfg, F_OK) < 0)
 			continue;
-		if (n == cap) {
-			char **nv = realloc(v, (cap * 2 + 1) * sizeof(char *));
+		if (*n == *cap) {
+			char **nv = realloc(*v, (*cap * 2 + 1) * sizeof(char *));
 			if (nv == NULL) {
-				closedir(d);
-				return hsp_make_errno(err, ENOMEM, "list VEs");
+				r = hsp_make_errno(err, ENOMEM, "list VEs");
+				break;
 			}
-			v = nv;
-			cap *= 2;
+			*v = nv;
+			*cap *= 2;
 		}
-		v[n++] = strdup(de->d_name);
-		v[n] = NULL;
+		(*v)[(*n)++] = strdup(de->d_name);
+		(*v)[*n] = NULL;
 	}
-	if (d)
-		closedir(d);
+	closedir(d);
+	return r;
+}
+
+int hsp_config_names(hsp_runtime_t *rt, char ***names, hsp_error_t *err)
+{
+	size_t n = 0, cap = 16;
+	cleanup_strv char **v = calloc(cap + 1, sizeof(char *));
+	if (v == NULL)
+		return hsp_make_errno(err, ENOMEM, "list VEs");
+	const struct hsp_pool *const *pools;
+	int np = hsp_pools(rt, &pools, err);
+	if (np < 0)
+		return np;
+	for (int i = 0; i < np; i++) {
+		const struct hsp_pool *p;
+		hsp_error_t ignored = NULL;
+		/* An unreachable pool's VEs are not listed (pool list says why). */
+		if (hsp_pool_get(rt, pools[i]->name, &p, &ignored) < 0) {
+			hsp_error_release(&ignored);
+			continue;
+		}
+		cleanup_free char *dir = hsp_strdup_printf("%s/ves", p->base);
+		int r = add_names(dir, &v, &n, &cap, err);
+		if (r < 0)
+			return r;
+	}
 	qsort(v, n, sizeof(char *), cmp_str);
 	*names = steal_pointer(&v);
 	return (int)n;
@@ -236,11 +262,12 @@ int hsp_state_load(hsp_runtime_t *rt, const char *name, struct hsp_run_state *st
 {
 	memset(st, 0, sizeof(*st));
 	st->last_exit = -1;
+	st->disk_loop_fd = -1;
 	cleanup_free char *path = hsp_strdup_printf("%s/%s/state.json", rt->run_dir, name);
 	if (access(path, F_OK) < 0)
 		return hsp_make_error(err, ENOENT, "VE `%s` has no run state", name);
 	cleanup_json json_object *o = NULL;
-	int r = load_json(path, &o, err);
+	int r = hsp_json_load(path, &o, err);
 	if (r < 0)
 		return r;
 	st->monitor_pid = (pid_t)get_int(o, "monitor_pid", 0);
@@ -248,6 +275,7 @@ int hsp_state_load(hsp_runtime_t *rt, const char *name, struct hsp_run_state *st
 	st->init_start = (uint64_t)get_int(o, "init_start", 0);
 	st->started = get_int(o, "started", 0);
 	st->restarts = (unsigned)get_int(o, "restarts", 0);
+	st->disk_loop_fd = (int)get_int(o, "disk_loop_fd", -1);
 	st->last_exit = (int)get_int(o, "last_exit", -1);
 	st->cgroup = get_str(o, "cgroup");
 	return 0;
@@ -262,11 +290,13 @@ int hsp_state_save(hsp_runtime_t *rt, const char *name, const struct hsp_run_sta
 	json_object_object_add(o, "init_start", json_object_new_int64((int64_t)st->init_start));
 	json_object_object_add(o, "started", json_object_new_int64(st->started));
 	json_object_object_add(o, "restarts", json_object_new_int((int)st->restarts));
+	if (st->disk_loop_fd >= 0)
+		json_object_object_add(o, "disk_loop_fd", json_object_new_int(st->disk_loop_fd));
 	json_object_object_add(o, "last_exit", json_object_new_int(st->last_exit));
 	if (st->cgroup)
 		json_object_object_add(o, "cgroup", json_object_new_string(st->cgroup));
 	cleanup_free char *path = hsp_strdup_printf("%s/%s/state.json", rt->run_dir, name);
-	return save_json(path, o, err);
+	return hsp_json_save(path, o, err);
 }
 
 void hsp_state_clear(struct hsp_run_state *st)

@@ -2,7 +2,9 @@
  * which happens last; every failure before that removes what was made. */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "disk.h"
 #include "net.h"
+#include "pool.h"
 #include "rootfs.h"
 #include "template.h"
 #include "utils.h"
@@ -31,6 +33,9 @@ static int validate_limits(const struct hsp_limits *l, hsp_error_t *err)
 				      "invalid io weight: must be between 1 and 10000");
 	if ((l->set & HSP_LIMIT_PIDS) && l->pids != 0 && l->pids < 8)
 		return hsp_make_error(err, ERANGE, "invalid pids limit: at least 8 are needed");
+	if ((l->set & HSP_LIMIT_DISK) && (l->disk < HSP_DISK_MIN || l->disk > HSP_DISK_MAX))
+		return hsp_make_error(err, ERANGE,
+				      "invalid disk size: must be between 64M and 64T");
 	return hsp_cgroup_check_limits(l, err);
 }
 
@@ -119,46 +124,6 @@ static int read_ssh_key(const char *path, char **out, hsp_error_t *err)
 	return 0;
 }
 
-/* Writes /root/.ssh/authorized_keys into a fresh VE's private area (`top`),
- * owned by the VE's root, without following any symlink the template might
- * hold.  Over a template tree, /root is made in the upper layer with the
- * tree's owner and mode, as a copy-up would. */
-static int install_ssh_key(const char *top, const char *tree, const char *key, hsp_error_t *err)
-{
-	cleanup_close int rfd = open(top, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (rfd < 0)
-		return hsp_make_errno(err, errno, "open `%s`", top);
-	struct stat like = {.st_mode = S_IFDIR | 0700};
-	if (tree) {
-		cleanup_free char *home = hsp_strdup_printf("%s/root", tree);
-		if (lstat(home, &like) == 0 && !S_ISDIR(like.st_mode))
-			return hsp_make_error(err, EINVAL,
-					      "ssh key: /root in the template is not a directory");
-	}
-	if (mkdirat(rfd, "root", like.st_mode & 07777) < 0 && errno != EEXIST)
-		return hsp_make_errno(err, errno, "ssh key: mkdir /root");
-	cleanup_close int home =
-	    openat(rfd, "root", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (home < 0)
-		return hsp_make_errno(err, errno, "ssh key: /root in the template");
-	if (tree && fchown(home, like.st_uid, like.st_gid) < 0)
-		return hsp_make_errno(err, errno, "ssh key: chown /root");
-	if (mkdirat(home, ".ssh", 0700) < 0 && errno != EEXIST)
-		return hsp_make_errno(err, errno, "ssh key: mkdir /root/.ssh");
-	cleanup_close int dir =
-	    openat(home, ".ssh", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dir < 0 || fchown(dir, 0, 0) < 0 || fchmod(dir, 0700) < 0)
-		return hsp_make_errno(err, errno, "ssh key: /root/.ssh");
-	cleanup_close int fd = openat(dir, "authorized_keys",
-				      O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return hsp_make_errno(err, errno, "ssh key: /root/.ssh/authorized_keys");
-	size_t n = strlen(key);
-	if (write(fd, key, n) != (ssize_t)n || fchown(fd, 0, 0) < 0 || fchmod(fd, 0600) < 0)
-		return hsp_make_errno(err, errno, "ssh key: write /root/.ssh/authorized_keys");
-	return 0;
-}
-
 static int fill_config(struct hsp_ve_config *c, const char *name, const struct hsp_create_opts *o,
 		       const struct hsp_template *t, hsp_error_t *err)
 {
@@ -171,6 +136,10 @@ static int fill_config(struct hsp_ve_config *c, const char *name, const struct h
 	for (size_t i = 0; i < n; i++)
 		c->init[i] = strdup(init[i]);
 	c->limits = o->limits;
+	if (!(c->limits.set & HSP_LIMIT_DISK)) {
+		c->limits.set |= HSP_LIMIT_DISK;
+		c->limits.disk = HSP_DISK_DEFAULT;
+	}
 	c->created = time(NULL);
 	if (o->ip) {
 		c->ip = strdup(o->ip);
@@ -187,39 +156,66 @@ static int fill_config(struct hsp_ve_config *c, const char *name, const struct h
 	return 0;
 }
 
-static int create_locked(hsp_runtime_t *rt, struct hsp_ve_config *c, const struct hsp_template *t,
-			 const char *ssh_key, hsp_error_t *err)
+/* The name must be free in every pool, the unreachable ones included. */
+static int check_name_free(hsp_runtime_t *rt, const char *name, hsp_error_t *err)
 {
-	cleanup_free char *dir = hsp_ve_dir(rt, c->name);
-	cleanup_free char *cfg = hsp_strdup_printf("%s/config.json", dir);
-	if (access(cfg, F_OK) == 0)
-		return hsp_make_error(err, EEXIST, "VE `%s` already exists", c->name);
-	int r = check_address_free(rt, c, err);
-	if (r < 0)
+	const struct hsp_pool *p;
+	int r = hsp_pool_of_ve(rt, name, &p, err);
+	if (r == 0)
+		return hsp_make_error(err, EEXIST, "VE `%s` already exists (pool `%s`)", name,
+				      p->name);
+	if (r != -ENOENT)
 		return r;
-	/* A directory without config.json is what an interrupted create left. */
-	r = hsp_rm_rf(dir, err);
-	if (r < 0)
-		return r;
-	cleanup_free char *ves = hsp_strdup_printf("%s/ves", rt->root);
+	hsp_error_release(err);
+	return 0;
+}
+
+static int make_ve_dir(const struct hsp_pool *pool, const char *dir, hsp_error_t *err)
+{
+	/* On a node's own disk, a directory without config.json is what an
+	 * interrupted create left; in a shared pool it may be another node's
+	 * create in progress. */
+	if (pool->type == HSP_POOL_LOCAL) {
+		int r = hsp_rm_rf(dir, err);
+		if (r < 0)
+			return r;
+	}
+	cleanup_free char *ves = hsp_strdup_printf("%s/ves", pool->base);
 	if (mkdir(ves, 0700) < 0 && errno != EEXIST)
 		return hsp_make_errno(err, errno, "mkdir `%s`", ves);
-	if (mkdir(dir, 0700) < 0)
+	if (mkdir(dir, 0700) < 0) {
+		if (errno == EEXIST)
+			return hsp_make_error(err, EEXIST,
+					      "`%s` exists: a create of this VE is under way "
+					      "elsewhere, or was interrupted (remove it then)",
+					      dir);
 		return hsp_make_errno(err, errno, "mkdir `%s`", dir);
+	}
+	return 0;
+}
+
+static int create_locked(hsp_runtime_t *rt, struct hsp_ve_config *c, const struct hsp_pool *pool,
+			 const struct hsp_template *t, const char *ssh_key, hsp_error_t *err)
+{
+	int r = check_name_free(rt, c->name, err);
+	if (r == 0)
+		r = check_address_free(rt, c, err);
+	if (r < 0)
+		return r;
+	hsp_pool_place(rt, c->name, pool);
+	cleanup_free char *dir = hsp_ve_dir(rt, c->name);
+	r = make_ve_dir(pool, dir, err);
+	if (r < 0)
+		return r;
 	r = hsp_idmap_allocate(rt, c->name, &c->id_base, err);
 	bool new_tree = false;
 	if (r == 0 && t->stored) {
-		r = hsp_tree_ensure(rt, t, &c->tree, err);
+		r = hsp_tree_ensure(rt, pool, t, &c->tree, err);
 		new_tree = r == 1;
 		r = r < 0 ? r : 0;
 	}
 	if (r == 0)
-		r = hsp_private_create(rt, c, t, err);
-	if (r == 0 && ssh_key) {
-		cleanup_free char *top = hsp_private_top(rt, c->name, c->tree != NULL);
-		cleanup_free char *tree = c->tree ? hsp_tree_path(rt, c->template, c->tree) : NULL;
-		r = install_ssh_key(top, tree, ssh_key, err);
-	}
+		r = hsp_private_create(rt, c, t, ssh_key, err);
 	if (r == 0)
 		r = hsp_config_save(rt, c, err);
 	if (r < 0) {
@@ -228,7 +224,7 @@ static int create_locked(hsp_runtime_t *rt, struct hsp_ve_config *c, const struc
 		hsp_error_release(&ignored);
 	} else if (new_tree) {
 		/* The template was imported again: older trees may be unused. */
-		hsp_tree_gc(rt, t->name);
+		hsp_tree_gc(rt, pool, t->name);
 	}
 	return r;
 }
@@ -251,15 +247,18 @@ int hsp_ve_create(hsp_runtime_t *rt, const char *name, const struct hsp_create_o
 	struct hsp_template t = {0};
 	struct hsp_ve_config c = {0};
 	cleanup_free char *key = NULL;
+	const struct hsp_pool *pool = NULL;
 	if (o->ssh_key)
 		r = read_ssh_key(o->ssh_key, &key, err);
 	if (r == 0)
-		r = hsp_template_resolve(rt->root, o->template, &t, err);
+		r = hsp_pool_get(rt, o->pool, &pool, err);
+	if (r == 0)
+		r = hsp_template_resolve(pool->base, o->template, &t, err);
 	if (r == 0)
 		r = fill_config(&c, name, o, &t, err);
 	if (r == 0) {
 		cleanup_close int lock = hsp_lock_root(rt, err);
-		r = lock < 0 ? lock : create_locked(rt, &c, &t, key, err);
+		r = lock < 0 ? lock : create_locked(rt, &c, pool, &t, key, err);
 	}
 	hsp_config_clear(&c);
 	hsp_template_clear(&t);
@@ -277,6 +276,10 @@ int hsp_ve_destroy(hsp_runtime_t *rt, const char *name, bool force, hsp_error_t 
 		return r;
 	uid_t base = c.id_base;
 	cleanup_free char *tmpl = c.tree ? strdup(c.template) : NULL;
+	const struct hsp_pool *pool = NULL;
+	hsp_error_t perr = NULL;
+	hsp_pool_of_ve(rt, name, &pool, &perr);
+	hsp_error_release(&perr);
 	hsp_config_clear(&c);
 	if (hsp_ve_is_running(rt, name)) {
 		if (!force)
@@ -295,9 +298,11 @@ int hsp_ve_destroy(hsp_runtime_t *rt, const char *name, bool force, hsp_error_t 
 		return lock;
 	if (hsp_ve_is_running(rt, name))
 		return hsp_make_error(err, EBUSY, "VE `%s` was started again meanwhile", name);
-	cleanup_free char *mnt = hsp_ve_rootfs(rt, name);
-	if (hsp_ve_is_mounted(rt, name) && umount2(mnt, UMOUNT_NOFOLLOW) < 0)
-		return hsp_make_errno(err, errno, "VE `%s`: unmount `%s`", name, mnt);
+	if (hsp_ve_is_mounted(rt, name)) {
+		r = hsp_ve_unmount_host(rt, name, err);
+		if (r < 0)
+			return r;
+	}
 	/* config.json goes first: from then on the VE does not exist, even if
 	 * removing its files is interrupted. */
 	cleanup_free char *dir = hsp_ve_dir(rt, name);
@@ -307,8 +312,8 @@ int hsp_ve_destroy(hsp_runtime_t *rt, const char *name, bool force, hsp_error_t 
 	r = hsp_rm_rf(dir, err);
 	if (r == 0)
 		hsp_idmap_release(rt, name, base);
-	if (r == 0 && tmpl)
-		hsp_tree_gc(rt, tmpl);
+	if (r == 0 && tmpl && pool)
+		hsp_tree_gc(rt, pool, tmpl);
 	cleanup_free char *rundir = hsp_ve_run_dir(rt, name);
 	hsp_error_t ignored = NULL;
 	hsp_rm_rf(rundir, &ignored);

@@ -30,6 +30,7 @@ enum {
 	HSP_LIMIT_CPU_WEIGHT = 1 << 3, /* 1..10000, cgroup v2 scale */
 	HSP_LIMIT_PIDS = 1 << 4,       /* max tasks */
 	HSP_LIMIT_IO_WEIGHT = 1 << 5,  /* 1..10000, cgroup v2 scale */
+	HSP_LIMIT_DISK = 1 << 6,       /* bytes: the size of the VE's disk (its quota) */
 };
 
 struct hsp_limits {
@@ -40,6 +41,7 @@ struct hsp_limits {
 	uint64_t cpu_weight;
 	uint64_t pids;
 	uint64_t io_weight;
+	uint64_t disk;
 };
 
 struct hsp_usage {
@@ -58,6 +60,7 @@ struct hsp_create_opts {
 	const char *gateway;	 /* default route, inside the CIDR; optional */
 	const char *bridge;	 /* default HSP_DEFAULT_BRIDGE */
 	const char *ssh_key;	 /* public key file authorized for root; optional */
+	const char *pool;	 /* storage pool; default "local" */
 	struct hsp_limits limits;
 };
 
@@ -128,9 +131,33 @@ int hsp_ve_destroy(hsp_runtime_t *rt, const char *name, bool force, hsp_error_t 
 /* Shows a stopped VE's files on the host at <root>/ves/<name>/rootfs (as
  * stored: the VE's root is uid 0; nosuid, nodev), for inspection and
  * repair; a mounted VE cannot start until unmounted. */
-int hsp_ve_mount(hsp_runtime_t *rt, const char *name, bool read_only, hsp_error_t *err);
+int hsp_ve_mount(hsp_runtime_t *rt, const char *name, bool read_only, char **path,
+		 hsp_error_t *err);
 int hsp_ve_umount(hsp_runtime_t *rt, const char *name, hsp_error_t *err);
 
 const char *hsp_ve_status_name(enum hsp_ve_status s);
+
+/* Storage pools (per runtime root; "local", the root itself, always
+ * exists).  type "local" takes path; "cephfs" takes conf, id, keyring and
+ * fs_path, and is checked and mounted before it is recorded. */
+struct hsp_pool_spec {
+	const char *name, *type;
+	const char *path;
+	const char *conf, *id, *keyring, *fs_path;
+};
+struct hsp_pool_info {
+	char *name, *type, *location;
+	bool online; /* reachable (mounted) from this node */
+	int ves;     /* when online */
+	char *error; /* why not online */
+};
+int hsp_pool_add(hsp_runtime_t *rt, const struct hsp_pool_spec *spec, hsp_error_t *err);
+int hsp_pool_remove(hsp_runtime_t *rt, const char *name, hsp_error_t *err);
+/* Returns the count; free with hsp_pool_info_free. */
+int hsp_pool_list(hsp_runtime_t *rt, struct hsp_pool_info **pools, hsp_error_t *err);
+void hsp_pool_info_free(struct hsp_pool_info *pools, int n);
+/* The directory holding the pool's templates/ and ves/ on this node (NULL:
+ * "local"), mounted if needed; owned by the handle. */
+int hsp_pool_dir(hsp_runtime_t *rt, const char *name, const char **dir, hsp_error_t *err);
 
 #endif

@@ -154,7 +154,8 @@ int hsp_idmap_allocate(hsp_runtime_t *rt, const char *name, uid_t *base, hsp_err
 	if (r < 0)
 		return hsp_make_errno(err, -r, "allocate id range");
 	cleanup_free char *entry = hsp_strdup_printf("%s/%u", reg, *base);
-	cleanup_free char *owner = hsp_strdup_printf("%s/ves/%s\n", rt->root, name);
+	cleanup_free char *dir = hsp_ve_dir(rt, name);
+	cleanup_free char *owner = hsp_strdup_printf("%s\n", dir);
 	return hsp_write_file_atomic(entry, owner, strlen(owner), 0600, err);
 }
 
@@ -168,7 +169,8 @@ void hsp_idmap_release(hsp_runtime_t *rt, const char *name, uid_t base)
 		hsp_error_release(&ignored);
 		return;
 	}
-	cleanup_free char *mine = hsp_strdup_printf("%s/ves/%s\n", rt->root, name);
+	cleanup_free char *dir = hsp_ve_dir(rt, name);
+	cleanup_free char *mine = hsp_strdup_printf("%s\n", dir);
 	if (strcmp(owner, mine) == 0)
 		unlink(entry);
 }

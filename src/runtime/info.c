@@ -1,9 +1,12 @@
 /* Reading and changing what a VE is: state, list, live limits. */
 #define _GNU_SOURCE
+#include "disk.h"
 #include "internal.h"
+#include "rootfs.h"
 #include "utils.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -85,7 +88,32 @@ static void merge_limits(struct hsp_limits *dst, const struct hsp_limits *src)
 		dst->pids = src->pids;
 	if (src->set & HSP_LIMIT_IO_WEIGHT)
 		dst->io_weight = src->io_weight;
+	if (src->set & HSP_LIMIT_DISK)
+		dst->disk = src->disk;
 	dst->set |= src->set;
+}
+
+/* Grows the disk: live through the monitor's loop device and the mounted
+ * file system when the VE runs, else the image alone (the file system
+ * follows at the next start). */
+static int set_disk(hsp_runtime_t *rt, const char *name, uint64_t size, hsp_error_t *err)
+{
+	cleanup_free char *img = hsp_disk_path(rt, name);
+	struct hsp_run_state st;
+	hsp_error_t ignored = NULL;
+	if (!hsp_ve_is_running(rt, name) || hsp_state_load(rt, name, &st, &ignored) < 0) {
+		hsp_error_release(&ignored);
+		return hsp_disk_grow_offline(img, size, err);
+	}
+	cleanup_free char *loop =
+	    hsp_strdup_printf("/proc/%d/fd/%d", st.monitor_pid, st.disk_loop_fd);
+	cleanup_free char *fs = hsp_strdup_printf("%s/%s/private", rt->run_dir, name);
+	hsp_state_clear(&st);
+	cleanup_close int lfd = open(loop, O_RDWR | O_CLOEXEC);
+	cleanup_close int ffd = open(fs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lfd < 0 || ffd < 0)
+		return hsp_make_errno(err, errno, "VE `%s`: reach its mounted disk", name);
+	return hsp_disk_grow(img, lfd, ffd, size, err);
 }
 
 int hsp_ve_set(hsp_runtime_t *rt, const char *name, const struct hsp_limits *limits,
@@ -121,6 +149,8 @@ int hsp_ve_set(hsp_runtime_t *rt, const char *name, const struct hsp_limits *lim
 			r = hsp_cgroup_set_limits(cg, &merged, err);
 		hsp_cgroup_free(cg);
 	}
+	if (r == 0 && (limits->set & HSP_LIMIT_DISK) && limits->disk != c.limits.disk)
+		r = set_disk(rt, name, limits->disk, err);
 	if (r == 0) {
 		c.limits = merged;
 		r = hsp_config_save(rt, &c, err);

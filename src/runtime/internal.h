@@ -15,6 +15,14 @@ struct hsp_runtime {
 	char *instance; /* short hash of root: names per-instance cgroups */
 	enum hsp_cgroup_mode cg_mode;
 	bool no_cgroups; /* hsp_runtime_disable_cgroups() */
+	/* Storage pools (pool.c), loaded on first use. */
+	struct hsp_pool **pools;
+	size_t npools;
+	bool pools_loaded;
+	/* VEs looked up or placed, and their pools. */
+	char **ve_names;
+	const struct hsp_pool **ve_pools;
+	size_t nve;
 };
 
 /* What a VE is: persisted as <root>/ves/<name>/config.json.  Its presence
@@ -47,6 +55,9 @@ struct hsp_run_state {
 	unsigned restarts;
 	int last_exit;
 	char *cgroup; /* hsp_cgroup_path() */
+	/* The monitor's fd of the VE's loop device (-1: none), for growing the
+	 * disk while the VE runs: /proc/<monitor_pid>/fd/<n>. */
+	int disk_loop_fd;
 };
 
 /* Paths (malloc'd). */
@@ -62,6 +73,11 @@ int hsp_lock_ve(hsp_runtime_t *rt, const char *name, hsp_error_t *err);
 int hsp_ve_is_running(hsp_runtime_t *rt, const char *name);
 /* Waits up to timeout_ms for the monitor to exit; 0 or -ETIMEDOUT. */
 int hsp_wait_monitor_gone(hsp_runtime_t *rt, const char *name, unsigned timeout_ms);
+
+/* JSON files (json-c): an object read whole; written atomically, 0600. */
+struct json_object;
+int hsp_json_load(const char *path, struct json_object **out, hsp_error_t *err);
+int hsp_json_save(const char *path, struct json_object *o, hsp_error_t *err);
 
 int hsp_config_load(hsp_runtime_t *rt, const char *name, struct hsp_ve_config *c, hsp_error_t *err);
 int hsp_config_save(hsp_runtime_t *rt, const struct hsp_ve_config *c, hsp_error_t *err);

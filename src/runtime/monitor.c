@@ -11,6 +11,7 @@
 #include "errpipe.h"
 #include "internal.h"
 #include "net.h"
+#include "disk.h"
 #include "rootfs.h"
 #include "seccomp.h"
 #include "spawn.h"
@@ -42,6 +43,8 @@ struct boot {
 	struct hsp_cgroup *cg;
 	struct hsp_run_state st;
 	bool detached; /* running as hsp-monitor, not in the caller */
+	struct hsp_root_layers layers;
+	bool layers_up;
 	char host_if[HSP_NET_IFNAME_MAX + 1];
 };
 
@@ -62,12 +65,15 @@ static char *stop_marker(hsp_runtime_t *rt, const char *name)
 
 static int spawn(struct boot *b, hsp_error_t *err)
 {
-	struct hsp_root_layers l;
-	int r = hsp_rootfs_attach(b->rt, &b->cfg, &l, err);
-	if (r < 0) {
-		hsp_rootfs_detach(&l);
-		return r;
+	int r = 0;
+	if (!b->layers_up) {
+		b->layers_up = true;
+		r = hsp_rootfs_attach(b->rt, &b->cfg, &b->layers, err);
+		if (r < 0)
+			return r;
+		b->st.disk_loop_fd = b->layers.loopfd;
 	}
+	const struct hsp_root_layers l = b->layers;
 	struct hsp_spawn s = {
 	    .rootfs = l.root,
 	    .lower = l.lower,
@@ -86,8 +92,6 @@ static int spawn(struct boot *b, hsp_error_t *err)
 	};
 	pid_t pid;
 	r = hsp_spawn_init(&s, &pid, err);
-	/* Init has its own copies of these mounts by now, or failed. */
-	hsp_rootfs_detach(&l);
 	if (r < 0)
 		return r;
 	b->st.init_pid = pid;
@@ -133,6 +137,14 @@ static void teardown(struct boot *b)
 		usleep(20000);
 	}
 	hsp_error_release(&ignored);
+	if (b->layers_up) {
+		hsp_rootfs_detach(&b->layers);
+		b->layers_up = false;
+		b->st.disk_loop_fd = -1;
+		/* Stopped means the disk is free for another node to mount. */
+		cleanup_free char *img = hsp_disk_path(b->rt, b->cfg.name);
+		hsp_disk_wait_released(img, 10000);
+	}
 	if (b->cfg.ip) {
 		/* Synchronous: a start right after finds the name free. */
 		hsp_net_veth_delete(b->host_if, &ignored);
@@ -207,7 +219,7 @@ static int create_cgroup(struct boot *b, hsp_error_t *err)
 {
 	if (!b->rt->no_cgroups)
 		return hsp_cgroup_create(b->rt->instance, b->cfg.name, &b->cfg.limits, &b->cg, err);
-	if (b->cfg.limits.set != 0)
+	if ((b->cfg.limits.set & ~HSP_LIMIT_DISK) != 0)
 		return hsp_make_error(
 		    err, EINVAL, "VE `%s` has limits, which cannot be enforced without cgroups",
 		    b->cfg.name);
@@ -218,6 +230,7 @@ static int first_boot(struct boot *b, hsp_error_t *err)
 {
 	b->st.monitor_pid = getpid();
 	b->st.last_exit = -1;
+	b->st.disk_loop_fd = -1;
 	int r = create_cgroup(b, err);
 	if (r < 0)
 		return r;
@@ -298,6 +311,7 @@ void hsp_monitor_main(hsp_runtime_t *rt, const char *name, const char *cgroup,
 	if (r >= 0) {
 		b.st.monitor_pid = getpid();
 		b.st.last_exit = -1;
+		b.st.disk_loop_fd = -1;
 		b.st.cgroup = cgroup ? strdup(cgroup) : NULL;
 		r = spawn(&b, &err);
 		if (r < 0)
@@ -405,9 +419,9 @@ static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_overri
 		return r;
 	hsp_net_host_ifname(rt->instance, name, b->host_if);
 	b->argv = init_override && init_override[0] ? init_override : b->cfg.init;
-	cleanup_free char *priv = hsp_strdup_printf("%s/ves/%s/private", rt->root, name);
-	if (access(priv, F_OK) < 0)
-		return hsp_make_errno(err, errno, "VE `%s`: private area `%s`", name, priv);
+	cleanup_free char *img = hsp_disk_path(rt, name);
+	if (access(img, F_OK) < 0)
+		return hsp_make_errno(err, errno, "VE `%s`: disk `%s`", name, img);
 	if (hsp_ve_is_mounted(rt, name))
 		return hsp_make_error(
 		    err, EBUSY, "VE `%s` is mounted on the host: run `hsp-runtime umount %s` first",

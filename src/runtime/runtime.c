@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "internal.h"
+#include "pool.h"
 #include "utils.h"
 
 #include <errno.h>
@@ -53,6 +54,7 @@ void hsp_runtime_close(hsp_runtime_t *rt)
 {
 	if (rt == NULL)
 		return;
+	hsp_pools_free(rt);
 	free(rt->root);
 	free(rt->run_dir);
 	free(rt->instance);
@@ -71,12 +73,12 @@ const char *hsp_runtime_root(const hsp_runtime_t *rt)
 
 char *hsp_ve_dir(hsp_runtime_t *rt, const char *name)
 {
-	return hsp_strdup_printf("%s/ves/%s", rt->root, name);
+	return hsp_strdup_printf("%s/ves/%s", hsp_ve_base(rt, name), name);
 }
 
 char *hsp_ve_rootfs(hsp_runtime_t *rt, const char *name)
 {
-	return hsp_strdup_printf("%s/ves/%s/rootfs", rt->root, name);
+	return hsp_strdup_printf("%s/ves/%s/rootfs", hsp_ve_base(rt, name), name);
 }
 
 char *hsp_ve_run_dir(hsp_runtime_t *rt, const char *name)

@@ -101,9 +101,10 @@ test_debian_host_keys_per_ve_and_kept() {
 	deb_ve k1
 	local keys1 id1
 	# ed25519 and ecdsa come before sshd starts; RSA follows in the
-	# background, and sshd is told to load it.
-	deb_rsa_served() { hsp exec "$1" -- ssh-keyscan -t rsa 127.0.0.1 2>/dev/null | grep -q ssh-rsa; }
-	wait_until 20 deb_rsa_served k1 || fail "sshd never served an RSA host key"
+	# background and is served from the next boot on.
+	deb_served() { hsp exec "$1" -- ssh-keyscan -t "$2" 127.0.0.1 2>/dev/null | grep -q "$3"; }
+	deb_served k1 ed25519 ssh-ed25519 || fail "no ed25519 host key served at first boot"
+	deb_served k1 ecdsa ecdsa-sha2 || fail "no ecdsa host key served at first boot"
 	keys1=$(deb_host_keys k1)
 	[ "$(wc -l <<<"$keys1")" -eq 3 ] || fail "expected 3 host keys: $keys1"
 	assert_match 'ED25519' "$keys1" "ed25519 key"
@@ -112,6 +113,7 @@ test_debian_host_keys_per_ve_and_kept() {
 	hsp start k1
 	wait_until 20 deb_sshd_up k1 || fail "sshd not back after start"
 	assert_eq "$keys1" "$(deb_host_keys k1)" "host keys after stop/start"
+	wait_until 10 deb_served k1 rsa ssh-rsa || fail "no RSA host key served after a restart"
 	assert_eq "$id1" "$(hsp exec k1 -- cat /etc/machine-id)" "machine-id after stop/start"
 	# Another VE of the same template has keys and an id of its own.
 	deb_ve k2

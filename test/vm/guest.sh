@@ -194,6 +194,7 @@ if [ -n "$HSP_VM_ITESTS" ]; then
 		for f in /hsp/repo/test/integration/t_*.sh; do
 			case ${f##*/} in
 			t_debian.sh) echo "=== skipped ${f##*/}: needs the Debian mirror (tested on the host)" ;;
+			t_cephfs.sh) echo "=== skipped ${f##*/}: needs the Ceph daemons (tested on the host)" ;;
 			*) files+=("${f##*/}") ;;
 			esac
 		done

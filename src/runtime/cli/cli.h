@@ -26,7 +26,7 @@ int cli_open(struct cli *g, hsp_runtime_t **rt);
 /* After getopt returned '?': names the offending argument. */
 int cli_bad_option(const char *verb, char **argv);
 
-/* --memory/--swap/--cpus/--cpu-weight/--pids/--io-weight for create and set. */
+/* --memory/--swap/--cpus/--cpu-weight/--pids/--io-weight/--disk for create and set. */
 enum {
 	OPT_MEMORY = 1000,
 	OPT_SWAP,
@@ -34,6 +34,7 @@ enum {
 	OPT_CPU_WEIGHT,
 	OPT_PIDS,
 	OPT_IO_WEIGHT,
+	OPT_DISK,
 };
 #define CLI_LIMIT_OPTIONS                                                                          \
 	{"memory", required_argument, NULL, OPT_MEMORY},                                           \
@@ -41,8 +42,9 @@ enum {
 	    {"cpus", required_argument, NULL, OPT_CPUS},                                           \
 	    {"cpu-weight", required_argument, NULL, OPT_CPU_WEIGHT},                               \
 	    {"pids", required_argument, NULL, OPT_PIDS},                                           \
+	    {"io-weight", required_argument, NULL, OPT_IO_WEIGHT},                                 \
 	{                                                                                          \
-		"io-weight", required_argument, NULL, OPT_IO_WEIGHT                                \
+		"disk", required_argument, NULL, OPT_DISK                                          \
 	}
 /* Returns 1 if opt was a limit option (parsed into l), 0 if not, <0 on error. */
 int cli_parse_limit(int opt, const char *arg, struct hsp_limits *l, hsp_error_t *err);
@@ -66,6 +68,7 @@ int cmd_set(struct cli *g, int argc, char **argv);
 int cmd_destroy(struct cli *g, int argc, char **argv);
 int cmd_template(struct cli *g, int argc, char **argv);
 int cmd_mount(struct cli *g, int argc, char **argv);
+int cmd_pool(struct cli *g, int argc, char **argv);
 int cmd_umount(struct cli *g, int argc, char **argv);
 
 #endif

@@ -37,6 +37,10 @@ int cli_parse_limit(int opt, const char *arg, struct hsp_limits *l, hsp_error_t 
 		r = hsp_parse_u64(arg, 1, 10000, &l->io_weight, "io weight", err);
 		l->set |= HSP_LIMIT_IO_WEIGHT;
 		break;
+	case OPT_DISK:
+		r = hsp_parse_size(arg, &l->disk, err);
+		l->set |= HSP_LIMIT_DISK;
+		break;
 	default:
 		return 0;
 	}
@@ -63,6 +67,8 @@ json_object *cli_limits_json(const struct hsp_limits *l)
 		add_u64(o, "pids", l->pids);
 	if (l->set & HSP_LIMIT_IO_WEIGHT)
 		add_u64(o, "io_weight", l->io_weight);
+	if (l->set & HSP_LIMIT_DISK)
+		add_u64(o, "disk", l->disk);
 	return o;
 }
 

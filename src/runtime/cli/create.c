@@ -16,6 +16,7 @@ int cmd_create(struct cli *g, int argc, char **argv)
 	    {"gateway", required_argument, NULL, 'G'},
 	    {"bridge", required_argument, NULL, 'B'},
 	    {"ssh-key", required_argument, NULL, 'K'},
+	    {"pool", required_argument, NULL, 'P'},
 	    CLI_LIMIT_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
@@ -49,6 +50,9 @@ int cmd_create(struct cli *g, int argc, char **argv)
 			break;
 		case 'K':
 			o.ssh_key = optarg;
+			break;
+		case 'P':
+			o.pool = optarg;
 			break;
 		default:
 			if (c == '?')

@@ -13,8 +13,8 @@ static const struct {
 	const char *help;
 } verbs[] = {
     {"create", cmd_create,
-     "create NAME --template T [--hostname H] [--ip CIDR [--gateway IP] [--bridge BR]] [--ssh-key "
-     "FILE] [limits]"},
+     "create NAME --template T [--pool P] [--hostname H] [--ip CIDR [--gateway IP] [--bridge BR]] "
+     "[--ssh-key FILE] [limits]"},
     {"start", cmd_start, "start NAME"},
     {"stop", cmd_stop, "stop NAME [--timeout S]"},
     {"kill", cmd_kill, "kill NAME"},
@@ -29,7 +29,11 @@ static const struct {
     {"mount", cmd_mount,
      "mount NAME [--read-only]   (a stopped VE's files, at ROOT/ves/NAME/rootfs)"},
     {"umount", cmd_umount, "umount NAME"},
-    {"template", cmd_template, "template list [--json] | template import NAME SOURCE ..."},
+    {"pool", cmd_pool,
+     "pool add NAME --type local --path DIR | pool add NAME --type cephfs --conf F --id ID "
+     "--keyring F --fs-path /P | pool list [--json] | pool remove NAME"},
+    {"template", cmd_template,
+     "template list [--pool P] [--json] | template import NAME SOURCE [--pool P] ..."},
 };
 
 static void usage(FILE *f)
@@ -40,7 +44,8 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		fprintf(f, "  %s\n", verbs[i].help);
 	fprintf(f, "\nlimits: --memory BYTES --swap BYTES --cpus N --cpu-weight W --pids N "
-		   "--io-weight W\n(sizes accept K, M, G, T suffixes)\n");
+		   "--io-weight W --disk BYTES\n(sizes accept K, M, G, T suffixes; --disk defaults "
+		   "to 10G)\n");
 }
 
 int cli_usage(const char *fmt, ...)

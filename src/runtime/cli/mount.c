@@ -3,6 +3,7 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 int cmd_mount(struct cli *g, int argc, char **argv)
 {
@@ -23,9 +24,11 @@ int cmd_mount(struct cli *g, int argc, char **argv)
 	if (cli_open(g, &rt))
 		return 1;
 	hsp_error_t err = NULL;
-	int r = hsp_ve_mount(rt, argv[optind], ro, &err);
+	char *path = NULL;
+	int r = hsp_ve_mount(rt, argv[optind], ro, &path, &err);
 	if (r == 0)
-		printf("%s/ves/%s/rootfs\n", hsp_runtime_root(rt), argv[optind]);
+		printf("%s\n", path);
+	free(path);
 	hsp_runtime_close(rt);
 	return r < 0 ? cli_fail(&err) : 0;
 }

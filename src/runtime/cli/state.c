@@ -49,6 +49,7 @@ static void print_human(const struct hsp_ve_info *i)
 	print_limit("cpu-weight", l->set & HSP_LIMIT_CPU_WEIGHT, l->cpu_weight, false);
 	print_limit("pids", l->set & HSP_LIMIT_PIDS, l->pids, false);
 	print_limit("io-weight", l->set & HSP_LIMIT_IO_WEIGHT, l->io_weight, false);
+	print_limit("disk", l->set & HSP_LIMIT_DISK, l->disk, true);
 	if (i->status == HSP_VE_STOPPED)
 		return;
 	char m[32], s[32];

@@ -24,21 +24,29 @@ static json_object *template_json(const struct hsp_template *t)
 
 static int template_list(struct cli *g, int argc, char **argv)
 {
-	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+					     {"pool", required_argument, NULL, 'P'},
+					     {NULL, 0, NULL, 0}};
 	bool json = false;
+	const char *pool = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c != 'j')
+		if (c == 'P')
+			pool = optarg;
+		else if (c == 'j')
+			json = true;
+		else
 			return cli_bad_option("template list", argv);
-		json = true;
 	}
 	hsp_runtime_t *rt;
 	if (cli_open(g, &rt))
 		return 1;
 	hsp_error_t err = NULL;
 	char **names = NULL;
-	const char *root = hsp_runtime_root(rt);
-	int n = hsp_template_list(root, &names, &err);
+	const char *root = NULL;
+	int n = hsp_pool_dir(rt, pool, &root, &err);
+	if (n == 0)
+		n = hsp_template_list(root, &names, &err);
 	if (n < 0) {
 		hsp_runtime_close(rt);
 		return cli_fail(&err);
@@ -70,13 +78,11 @@ static int template_list(struct cli *g, int argc, char **argv)
 static int template_import(struct cli *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"os", required_argument, NULL, 'o'},
-	    {"version", required_argument, NULL, 'v'},
-	    {"init", required_argument, NULL, 'i'},
-	    {"stop-signal", required_argument, NULL, 's'},
-	    {NULL, 0, NULL, 0},
+	    {"os", required_argument, NULL, 'o'},   {"version", required_argument, NULL, 'v'},
+	    {"init", required_argument, NULL, 'i'}, {"stop-signal", required_argument, NULL, 's'},
+	    {"pool", required_argument, NULL, 'P'}, {NULL, 0, NULL, 0},
 	};
-	const char *os = NULL, *version = NULL, *sig = "SIGTERM";
+	const char *os = NULL, *version = NULL, *sig = "SIGTERM", *pool = NULL;
 	char *init[2] = {"/sbin/init", NULL};
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -93,6 +99,9 @@ static int template_import(struct cli *g, int argc, char **argv)
 		case 's':
 			sig = optarg;
 			break;
+		case 'P':
+			pool = optarg;
+			break;
 		default:
 			return cli_bad_option("template import", argv);
 		}
@@ -106,8 +115,11 @@ static int template_import(struct cli *g, int argc, char **argv)
 	hsp_runtime_t *rt;
 	if (cli_open(g, &rt))
 		return 1;
-	int r = hsp_template_import(hsp_runtime_root(rt), argv[optind], argv[optind + 1], os,
-				    version, init, sig, &err);
+	const char *dir = NULL;
+	int r = hsp_pool_dir(rt, pool, &dir, &err);
+	if (r == 0)
+		r = hsp_template_import(dir, argv[optind], argv[optind + 1], os, version, init, sig,
+					&err);
 	hsp_runtime_close(rt);
 	return r < 0 ? cli_fail(&err) : 0;
 }

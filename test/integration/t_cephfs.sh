@@ -1,0 +1,179 @@
+# VEs in a CephFS pool, against a real throw-away Ceph cluster
+# (test/ceph/cluster.sh): two "nodes" (two runtime roots, each with its own
+# cephx user and ceph-fuse mount) share the pool; a VE made and written on
+# one starts on the other with every file intact.
+
+CLUSTER=$REPO/test/ceph/cluster.sh
+
+# ceph_up: a cluster in $T/ceph and a cephx user per node, restricted to the
+# pool's path; nodes A and B are runtime roots $T/a and $T/b.
+ceph_up() {
+	"$CLUSTER" up "$T/ceph" || fail "cannot start the test Ceph cluster"
+	KA=$("$CLUSTER" authorize "$T/ceph" node-a /hsp rwps)
+	KB=$("$CLUSTER" authorize "$T/ceph" node-b /hsp rwps)
+	mkdir -p "$T/a/templates" "$T/b/templates"
+}
+
+ceph_down() {
+	local n ve m
+	for n in a b; do
+		for ve in $(node "$n" list 2>/dev/null | awk 'NR > 1 { print $1 }'); do
+			node "$n" kill "$ve" >/dev/null 2>&1 || :
+		done
+	done
+	# Host views of VEs, then the nodes' pool mounts (deepest first).
+	for m in $(awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
+		case $m in "$T/ceph"*) continue ;; esac
+		umount -l "$m" 2>/dev/null || :
+	done
+	pkill -f -- "-c $T/ceph/ceph.conf" 2>/dev/null || :
+	"$CLUSTER" down "$T/ceph" >/dev/null 2>&1 || :
+}
+
+# node A|B ARGS...: hsp-runtime as that node.
+node() {
+	local n=$1
+	shift
+	"$HSP" --root "$T/$n" --run-dir "$T/run-$n" "$@"
+}
+
+add_pool() {
+	local n=$1 k=$2
+	node "$n" pool add shared --type cephfs --conf "$T/ceph/ceph.conf" --id "node-$n" \
+		--keyring "$k" --fs-path /hsp
+}
+
+test_cephfs_pool_ve_moves_between_nodes() {
+	ceph_up
+	trap ceph_down RETURN
+	add_pool a "$KA"
+	add_pool b "$KB"
+	assert_match 'shared +cephfs +0 ' "$(node a pool list)" "pool list on A"
+	# The template goes into the pool once; both nodes see it.
+	sh "$REPO/images/build.sh" busybox "$T/a/pools/shared" >/dev/null
+	assert_match busybox "$(node b template list --pool shared)" "template seen from B"
+
+	node a create v1 --template busybox --pool shared --disk 200M
+	[ -f "$T/b/pools/shared/ves/v1/config.json" ] || fail "config not in the pool"
+	node a start v1
+	node a exec v1 -- sh -c 'echo u:x:1000:1000::/home/u:/bin/sh >> /etc/passwd &&
+		mkdir -p /home/u /data && echo secret > /data/f && chown 1000:2000 /data/f &&
+		chmod 4750 /data/f && ln /data/f /data/hard && rm /bin/vi && mkfifo /data/fifo'
+	node a stop v1
+	# Host-side extras a VE cannot make itself: a device node, an xattr
+	# in the trusted namespace, an ACL.
+	local m
+	m=$(node a mount v1)
+	mknod "$m/data/null" c 1 3
+	setfattr -n user.color -v blue "$m/data/f"
+	setfattr -n trusted.mark -v x "$m/data/f"
+	setfacl -m u:1234:r "$m/data/f"
+	node a umount v1
+
+	# Node B never saw v1: it finds it in the pool and starts it.
+	assert_match 'v1' "$(node b list)" "v1 listed on B"
+	node b start v1
+	assert_eq "secret" "$(node b exec v1 -- cat /data/f)" "content on B"
+	assert_eq "1000 2000 4750 2" "$(node b exec v1 -- stat -c '%u %g %a %h' /data/f)" "owner, mode, links on B"
+	assert_eq "$(node b exec v1 -- stat -c %i /data/f)" "$(node b exec v1 -- stat -c %i /data/hard)" "hard link"
+	if node b exec v1 -- test -e /bin/vi; then fail "deleted file back on B"; fi
+	node b exec v1 -- test -p /data/fifo || fail "fifo lost"
+	# One node at a time: A cannot start or mount it while B runs it.
+	expect_fail node a start v1
+	assert_match 'in use' "$ERR"
+	node b stop v1
+	m=$(node b mount v1)
+	assert_eq "c 1 3" "$(stat -c '%F' "$m/data/null" | sed 's/character special file/c/') $(stat -c '%t %T' "$m/data/null")" "device node"
+	assert_eq blue "$(getfattr --only-values -n user.color "$m/data/f")" "user xattr"
+	assert_eq x "$(getfattr --only-values -n trusted.mark "$m/data/f")" "trusted xattr"
+	assert_match 'user:1234:r--' "$(getfacl -p "$m/data/f" 2>/dev/null)" "ACL"
+	node b umount v1
+	# Destroyed from B, gone for A too.
+	node b destroy v1
+	expect_fail node a start v1
+	assert_match 'not found' "$ERR"
+}
+
+test_cephfs_debian_keys_and_packages_survive_a_move() {
+	[ -f "$TEMPLATE_STORE/templates/debian-12/rootfs.tar.zst" ] ||
+		sh "$REPO/images/build.sh" debian-12 "$TEMPLATE_STORE" >/dev/null ||
+		fail "cannot build the debian-12 template"
+	ceph_up
+	trap ceph_down RETURN
+	add_pool a "$KA"
+	add_pool b "$KB"
+	mkdir -p "$T/a/pools/shared/templates"
+	cp -a "$TEMPLATE_STORE/templates/debian-12" "$T/a/pools/shared/templates/"
+	local t0 t1
+	t0=$(date +%s%N)
+	node a create d1 --template debian-12 --pool shared
+	t1=$(date +%s%N)
+	echo "    note: first create in the pool (unpacks the tree on A): $(((t1 - t0) / 1000000)) ms" >&2
+	t0=$(date +%s%N)
+	node a create d2 --template debian-12 --pool shared
+	t1=$(date +%s%N)
+	echo "    note: second create: $(((t1 - t0) / 1000000)) ms" >&2
+	node a start d1
+	wait_until 20 node a exec d1 -- test -s /etc/ssh/ssh_host_rsa_key.pub || fail "no host keys on A"
+	local keys
+	keys=$(node a exec d1 -- sh -c 'cat /etc/ssh/ssh_host_*_key.pub' | sort)
+	node a exec d1 -- sh -c 'mkdir -p /usr/local/share/probe && echo 1 > /usr/local/share/probe/x'
+	local pkgs
+	pkgs=$(node a exec d1 -- dpkg-query -W -f '${Package} ${Version}\n' | sort)
+	node a stop d1 --timeout 10
+	node b start d1
+	wait_until 20 node b exec d1 -- pgrep -x sshd || fail "no sshd on B"
+	assert_eq "$keys" "$(node b exec d1 -- sh -c 'cat /etc/ssh/ssh_host_*_key.pub' | sort)" "host keys on B"
+	assert_eq "$pkgs" "$(node b exec d1 -- dpkg-query -W -f '${Package} ${Version}\n' | sort)" "packages on B"
+	assert_eq "" "$(node b exec d1 -- dpkg --audit)" "dpkg --audit on B"
+	assert_eq 1 "$(node b exec d1 -- cat /usr/local/share/probe/x)" "file on B"
+	node b stop d1 --timeout 10
+}
+
+test_cephfs_unreachable_is_a_clear_bounded_error() {
+	ceph_up
+	trap ceph_down RETURN
+	add_pool a "$KA"
+	sh "$REPO/images/build.sh" busybox "$T/a/pools/shared" >/dev/null
+	node a create v1 --template busybox --pool shared
+	# The cluster goes away; the node's mount with it.
+	for ve in "$T"/a/pools/*; do "$CLUSTER" umount "$T/ceph" "$ve" >/dev/null 2>&1 || :; done
+	"$CLUSTER" down "$T/ceph"
+	local t0 t1
+	t0=$(date +%s)
+	expect_fail node a start v1
+	t1=$(date +%s)
+	[ $((t1 - t0)) -le 40 ] || fail "start took $((t1 - t0)) s to fail"
+	assert_match 'shared' "$ERR"
+	t0=$(date +%s)
+	expect_fail node a create v2 --template busybox --pool shared
+	t1=$(date +%s)
+	[ $((t1 - t0)) -le 40 ] || fail "create took $((t1 - t0)) s to fail"
+	assert_match 'shared' "$ERR"
+	[ ! -e "$T/a/ves/v2" ] || fail "half-created VE left"
+	# Local VEs are unaffected.
+	new_ve_on_a() { node a create "$1" --template busybox && node a start "$1"; }
+	cp -a "$TEMPLATE_STORE/templates/busybox" "$T/a/templates/"
+	new_ve_on_a l1
+	assert_eq l1 "$(node a exec l1 -- hostname)" "local VE while Ceph is down"
+	node a kill l1
+}
+
+test_cephfs_pool_bad_input() {
+	ceph_up
+	trap ceph_down RETURN
+	expect_fail node a pool add p --type cephfs --conf /nonexistent --id node-a --keyring "$KA" --fs-path /hsp
+	assert_match 'conf' "$ERR"
+	expect_fail node a pool add p --type cephfs --conf "$T/ceph/ceph.conf" --id node-a --keyring "$KA" --fs-path hsp
+	assert_match 'absolute' "$ERR"
+	# A user restricted to /hsp cannot use another path.
+	expect_fail node a pool add p --type cephfs --conf "$T/ceph/ceph.conf" --id node-a --keyring "$KA" --fs-path /other
+	[ ! -e "$T/a/pools.json" ] || assert_no_match '"p"' "$(cat "$T/a/pools.json")" "failed pool recorded"
+	add_pool a "$KA"
+	expect_fail add_pool a "$KA"
+	assert_match 'already exists' "$ERR"
+	expect_fail node a pool add local --type local --path "$T/x"
+	assert_match 'already exists' "$ERR"
+	expect_fail node a create v --template busybox --pool nope
+	assert_match 'pool `nope` not found' "$ERR"
+}
