@@ -525,6 +525,16 @@ static size_t fuse_pids(const char *mnt, pid_t *pids, size_t max)
 
 /* Waits until every process is gone (exited: a zombie counts as gone, PID
  * 1 here reaps no one).  true if they all are. */
+pid_t hsp_ceph_mount_pid(const char *mnt)
+{
+	cleanup_free char *canon = NULL;
+	hsp_error_t err = NULL;
+	int r = canonical_mnt(mnt, &canon, &err);
+	hsp_error_release(&err);
+	pid_t pid = 0;
+	return r == 0 && fuse_pids(canon, &pid, 1) == 1 ? pid : 0;
+}
+
 static bool wait_gone(const pid_t *pids, size_t n, unsigned timeout_ms)
 {
 	uint64_t deadline = hsp_now_ns() + (uint64_t)timeout_ms * 1000000;

@@ -6,6 +6,8 @@
 #ifndef HSP_CEPH_H
 #define HSP_CEPH_H
 
+#include <sys/types.h>
+
 #include "error.h"
 
 struct hsp_ceph_pool {
@@ -40,6 +42,9 @@ int hsp_ceph_umount(const char *mnt, hsp_error_t *err);
  * the errno seen) for a dead mount, -ETIMEDOUT for one that does not answer
  * within timeout_ms, -EMEDIUMTYPE for another file system mounted there. */
 int hsp_ceph_mount_state(const char *mnt, unsigned timeout_ms);
+
+/* The ceph-fuse process serving mnt, or 0 (none, or a kernel mount). */
+pid_t hsp_ceph_mount_pid(const char *mnt);
 
 /* The client address ("IP:PORT/NONCE", malloc'd) of the ceph-fuse serving
  * mnt, from its admin socket: what an OSD blocklist entry fences.

@@ -276,6 +276,7 @@ int hsp_state_load(hsp_runtime_t *rt, const char *name, struct hsp_run_state *st
 	st->started = get_int(o, "started", 0);
 	st->restarts = (unsigned)get_int(o, "restarts", 0);
 	st->disk_loop_fd = (int)get_int(o, "disk_loop_fd", -1);
+	st->storage_lost = get_int(o, "storage_lost", 0) != 0;
 	st->last_exit = (int)get_int(o, "last_exit", -1);
 	st->cgroup = get_str(o, "cgroup");
 	return 0;
@@ -292,6 +293,8 @@ int hsp_state_save(hsp_runtime_t *rt, const char *name, const struct hsp_run_sta
 	json_object_object_add(o, "restarts", json_object_new_int((int)st->restarts));
 	if (st->disk_loop_fd >= 0)
 		json_object_object_add(o, "disk_loop_fd", json_object_new_int(st->disk_loop_fd));
+	if (st->storage_lost)
+		json_object_object_add(o, "storage_lost", json_object_new_int(1));
 	json_object_object_add(o, "last_exit", json_object_new_int(st->last_exit));
 	if (st->cgroup)
 		json_object_object_add(o, "cgroup", json_object_new_string(st->cgroup));

@@ -80,6 +80,7 @@ struct hsp_ve_info {
 	int64_t started;	     /* unix time of the last start, 0 when stopped */
 	unsigned restarts;	     /* restarts caused by reboot inside the VE */
 	int last_exit;		     /* wait status of the last init, -1 if none */
+	bool storage_lost;	     /* stopped because its pool's mount died */
 	uid_t id_base;		     /* first host id of the VE's 65536-id range */
 	char *cgroup;		     /* "<mode>;<controller>=<path>;..." while running */
 	char *ip, *gateway, *bridge; /* NULL without networking */

@@ -51,6 +51,7 @@ int hsp_ve_info(hsp_runtime_t *rt, const char *name, struct hsp_ve_info *info, h
 		return 0;
 	}
 	info->last_exit = st.last_exit;
+	info->storage_lost = st.storage_lost;
 	info->restarts = st.restarts;
 	if (hsp_ve_is_running(rt, name) && st.init_pid > 0) {
 		cleanup_free char *marker = hsp_strdup_printf("%s/%s/stop", rt->run_dir, name);

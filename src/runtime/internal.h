@@ -58,6 +58,8 @@ struct hsp_run_state {
 	/* The monitor's fd of the VE's loop device (-1: none), for growing the
 	 * disk while the VE runs: /proc/<monitor_pid>/fd/<n>. */
 	int disk_loop_fd;
+	/* The VE was stopped because its pool's mount died under it. */
+	bool storage_lost;
 };
 
 /* Paths (malloc'd). */

@@ -11,7 +11,9 @@
 #include "errpipe.h"
 #include "internal.h"
 #include "net.h"
+#include "ceph.h"
 #include "disk.h"
+#include "pool.h"
 #include "rootfs.h"
 #include "seccomp.h"
 #include "spawn.h"
@@ -29,6 +31,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -45,6 +49,7 @@ struct boot {
 	bool detached; /* running as hsp-monitor, not in the caller */
 	struct hsp_root_layers layers;
 	bool layers_up;
+	int storage_pidfd; /* the ceph-fuse serving the VE's pool, or -1 */
 	char host_if[HSP_NET_IFNAME_MAX + 1];
 };
 
@@ -63,6 +68,19 @@ static char *stop_marker(hsp_runtime_t *rt, const char *name)
 	return hsp_strdup_printf("%s/%s/stop", rt->run_dir, name);
 }
 
+/* The process serving a CephFS pool's mount, as a pidfd (-1: none). */
+static int watch_storage(struct boot *b)
+{
+	const struct hsp_pool *p;
+	hsp_error_t ignored = NULL;
+	int r = hsp_pool_of_ve(b->rt, b->cfg.name, &p, &ignored);
+	hsp_error_release(&ignored);
+	if (r < 0 || p->type != HSP_POOL_CEPHFS)
+		return -1;
+	pid_t pid = hsp_ceph_mount_pid(p->base);
+	return pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+}
+
 static int spawn(struct boot *b, hsp_error_t *err)
 {
 	int r = 0;
@@ -72,6 +90,8 @@ static int spawn(struct boot *b, hsp_error_t *err)
 		if (r < 0)
 			return r;
 		b->st.disk_loop_fd = b->layers.loopfd;
+		b->storage_pidfd = watch_storage(b);
+		b->st.storage_lost = false;
 	}
 	const struct hsp_root_layers l = b->layers;
 	struct hsp_spawn s = {
@@ -105,16 +125,68 @@ static int spawn(struct boot *b, hsp_error_t *err)
 	return 0;
 }
 
-/* Waits for init, reaping any orphan handed to us as subreaper. */
-static int wait_init(pid_t init)
+/* Reaps what has exited: 1 and *status once init has. */
+static int reap_children(pid_t init, int *status)
 {
 	for (;;) {
-		int status;
-		pid_t p = waitpid(-1, &status, 0);
-		if (p == init)
-			return status;
-		if (p < 0 && errno == ECHILD)
+		int st;
+		pid_t p = waitpid(-1, &st, WNOHANG);
+		if (p == init) {
+			*status = st;
+			return 1;
+		}
+		if (p < 0 && errno == ECHILD) {
+			*status = 0;
+			return 1;
+		}
+		if (p <= 0)
 			return 0;
+	}
+}
+
+/* Waits for init, reaping any orphan handed to us as subreaper.  With a
+ * CephFS pool it also watches the ceph-fuse serving the VE's disk: if that
+ * dies, the disk is gone and the VE is killed rather than left writing into
+ * nothing (a clean stop would hang on its I/O). */
+static int wait_init(struct boot *b)
+{
+	pid_t init = b->st.init_pid;
+	if (b->storage_pidfd < 0) {
+		for (;;) {
+			int status;
+			pid_t p = waitpid(-1, &status, 0);
+			if (p == init)
+				return status;
+			if (p < 0 && errno == ECHILD)
+				return 0;
+		}
+	}
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	cleanup_close int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	int status;
+	for (;;) {
+		if (reap_children(init, &status)) {
+			/* A restarted init must not inherit the mask. */
+			sigprocmask(SIG_UNBLOCK, &set, NULL);
+			return status;
+		}
+		struct pollfd fds[2] = {{.fd = sfd, .events = POLLIN},
+					{.fd = b->storage_pidfd, .events = POLLIN}};
+		if (poll(fds, b->storage_pidfd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+			usleep(100000);
+		struct signalfd_siginfo si;
+		while (sfd >= 0 && read(sfd, &si, sizeof(si)) > 0)
+			;
+		if (b->storage_pidfd >= 0 && (fds[1].revents & (POLLIN | POLLHUP))) {
+			close(b->storage_pidfd);
+			b->storage_pidfd = -1;
+			b->st.storage_lost = true;
+			/* Init's death takes its whole pid namespace. */
+			kill(init, SIGKILL);
+		}
 	}
 }
 
@@ -137,6 +209,10 @@ static void teardown(struct boot *b)
 		usleep(20000);
 	}
 	hsp_error_release(&ignored);
+	if (b->storage_pidfd >= 0) {
+		close(b->storage_pidfd);
+		b->storage_pidfd = -1;
+	}
 	if (b->layers_up) {
 		hsp_rootfs_detach(&b->layers);
 		b->layers_up = false;
@@ -164,7 +240,7 @@ static int supervise(struct boot *b)
 {
 	cleanup_free char *marker = stop_marker(b->rt, b->cfg.name);
 	for (;;) {
-		int status = wait_init(b->st.init_pid);
+		int status = wait_init(b);
 		b->st.last_exit = status;
 		bool rebooted = WIFSIGNALED(status) && WTERMSIG(status) == SIGHUP;
 		if (!rebooted || access(marker, F_OK) == 0)
@@ -300,7 +376,7 @@ void hsp_monitor_main(hsp_runtime_t *rt, const char *name, const char *cgroup,
 {
 	const int report_fd = 3;
 	detach_self();
-	struct boot b = {.detached = true};
+	struct boot b = {.detached = true, .storage_pidfd = -1};
 	hsp_error_t err = NULL;
 	int lock = -1;
 	int r = prepare(rt, name, init_override, &b, &err);
@@ -449,7 +525,7 @@ int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override,
 		return oplock;
 	cleanup_close int lock = -1;
 	int st;
-	struct boot b = {0};
+	struct boot b = {.storage_pidfd = -1};
 	r = prepare(rt, name, init_override, &b, err);
 	if (r == 0 && hsp_ve_is_running(rt, name))
 		r = hsp_make_error(err, EBUSY, "VE `%s` is already running", name);

@@ -177,3 +177,56 @@ test_cephfs_pool_bad_input() {
 	expect_fail node a create v --template busybox --pool nope
 	assert_match 'pool `nope` not found' "$ERR"
 }
+
+# The MDS serves metadata only; a VE's disk is one open file whose data
+# goes to the OSDs, so an MDS restart must not disturb a running VE.
+test_cephfs_mds_restart_ve_carries_on() {
+	ceph_up
+	trap ceph_down RETURN
+	add_pool a "$KA"
+	sh "$REPO/images/build.sh" busybox "$T/a/pools/shared" >/dev/null
+	node a create v1 --template busybox --pool shared
+	node a start v1
+	node a exec v1 -- sh -c 'echo before > /f && sync'
+	local mds
+	mds=$(pgrep -f -- "ceph-mds -c $T/ceph/ceph.conf")
+	[ -n "$mds" ] || fail "no MDS process"
+	kill -9 "$mds"
+	ceph-mds -c "$T/ceph/ceph.conf" -i a </dev/null >>"$T/ceph/log/mds.a.out" 2>&1 &
+	node a exec v1 -- sh -c 'echo during >> /f && sync' || fail "write while the MDS restarts"
+	assert_eq "before during" "$(node a exec v1 -- cat /f | tr '\n' ' ' | sed 's/ $//')" "file"
+	assert_eq running "$(json_get "$(node a state --json v1)" status)" "VE after the MDS restart"
+	node a stop v1
+	node a start v1
+	assert_eq "before during" "$(node a exec v1 -- cat /f | tr '\n' ' ' | sed 's/ $//')" "file after restart"
+	node a kill v1
+}
+
+# A node's ceph-fuse killed under a running VE: its disk is gone, so the
+# VE is stopped and says why, instead of running on with I/O errors.
+test_cephfs_fuse_killed_stops_the_ve() {
+	ceph_up
+	trap ceph_down RETURN
+	add_pool a "$KA"
+	sh "$REPO/images/build.sh" busybox "$T/a/pools/shared" >/dev/null
+	node a create v1 --template busybox --pool shared
+	node a start v1
+	cp -a "$TEMPLATE_STORE/templates/busybox" "$T/a/templates/"
+	node a create l1 --template busybox
+	node a start l1
+	local fuse
+	fuse=$(pgrep -f -- "ceph-fuse .* $T/a/pools/shared\$")
+	[ -n "$fuse" ] || fail "no ceph-fuse for the pool"
+	kill -9 "$fuse"
+	# The node's CLI cannot read the pool until the dead client's MDS
+	# session is evicted (fencing, the cluster's job), so this looks at
+	# what the monitor left in the run dir.
+	local st=$T/run-a/v1/state.json
+	stopped() { [ "$(json_get "$(cat "$st")" monitor_pid)" = 0 ]; }
+	wait_until 15 stopped || fail "VE still running after its storage died: $(cat "$st")"
+	assert_match '"storage_lost": 1' "$(cat "$st")" "reason"
+	if flock -n "$T/run-a/v1/monitor.lock" true; then :; else fail "monitor still holds its lock"; fi
+	# A VE on the node's own disk is untouched.
+	assert_eq running "$(json_get "$(node a state --json l1)" status)" "local VE"
+	node a kill l1
+}

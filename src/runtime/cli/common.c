@@ -111,6 +111,8 @@ json_object *cli_info_json(const struct hsp_ve_info *i)
 		else
 			snprintf(buf, sizeof(buf), "exit %d", WEXITSTATUS(s));
 		json_object_object_add(o, "last_exit", json_object_new_string(buf));
+		if (i->storage_lost)
+			json_object_object_add(o, "storage_lost", json_object_new_boolean(true));
 	}
 	json_object *ids = json_object_new_object();
 	add_u64(ids, "base", i->id_base);

@@ -31,6 +31,8 @@ static void print_human(const struct hsp_ve_info *i)
 	printf("init pid:   %d\n", i->init_pid);
 	printf("monitor:    %d\n", i->monitor_pid);
 	printf("restarts:   %u\n", i->restarts);
+	if (i->storage_lost)
+		printf("stopped:    its pool's mount died under it\n");
 	if (i->last_exit >= 0)
 		printf("last exit:  %s %d\n", WIFSIGNALED(i->last_exit) ? "signal" : "code",
 		       WIFSIGNALED(i->last_exit) ? WTERMSIG(i->last_exit)
