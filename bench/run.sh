@@ -26,7 +26,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
 failed=()
-for b in start-latency monitor-rss ssh-login; do
+for b in start-latency monitor-rss ssh-login storage; do
 	if ! bash "$here/$b.sh"; then
 		failed+=("$b")
 		echo "run.sh: $b failed" >&2
@@ -102,6 +102,14 @@ fi
 		"$(get ssh.create_copy_ms)" "$(get ssh.create_ratio)"
 	printf '  %-30s tree %s KiB (made in %s ms, once), per VE %s KiB, full copy %s KiB\n' \
 		"disk" "$(get ssh.tree_kib)" "$(get ssh.tree_ms)" "$(get ssh.disk_kib)" "$(get ssh.copy_kib)"
+	echo
+	echo "A debian-12 VE on a CephFS pool (throw-away cluster, memstore) against local disk,"
+	echo "median of $(get storage.runs) runs, ms (local / cephfs / ratio):"
+	printf '  %-30s %s / %s\n' "create" "$(get storage.create_local_ms)" "$(get storage.create_ceph_ms)"
+	printf '  %-30s %s / %s / %s\n' "10,000 file creates + sync" "$(get storage.files_local_ms)" \
+		"$(get storage.files_ceph_ms)" "$(get storage.files_ratio)"
+	printf '  %-30s %s / %s / %s\n' "unpack $(get storage.unpack_entries) entries + sync" \
+		"$(get storage.unpack_local_ms)" "$(get storage.unpack_ceph_ms)" "$(get storage.unpack_ratio)"
 	if [ ${#failed[@]} -gt 0 ]; then
 		echo
 		echo "FAILED: ${failed[*]}"
