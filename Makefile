@@ -7,7 +7,7 @@ HSP_ROOT    ?= /var/lib/hsp
 HSP_RUN_DIR ?= /run/hsp
 JOBS        ?= $(shell nproc)
 
-.PHONY: all deps build build-asan run check unit unit-asan integration integration-asan ceph-test vm-test bench format clean
+.PHONY: all deps build build-asan run check unit unit-asan integration integration-asan integration-cephfs ceph-test vm-test bench format clean
 
 all: build
 
@@ -42,6 +42,12 @@ integration-asan: build-asan
 	@HSP=$(CURDIR)/$(BUILD_ASAN)/src/runtime/hsp-runtime ASAN_OPTIONS=detect_leaks=1 \
 		bash test/integration/run.sh
 
+# The lifecycle, disk and root file system suites again, with every VE in a
+# CephFS pool on a throw-away cluster (both storage backends, same tests).
+integration-cephfs: build
+	@HSP=$(CURDIR)/$(BUILD)/src/runtime/hsp-runtime HSP_TEST_POOL=cephfs \
+		bash test/integration/run.sh t_lifecycle.sh t_disk.sh t_rootfs.sh
+
 # The throw-away Ceph cluster the storage tests run against.
 ceph-test: deps
 	@bash test/ceph/t_cluster.sh
@@ -49,7 +55,7 @@ ceph-test: deps
 vm-test: build
 	@HSP_BUILD=$(CURDIR)/$(BUILD) bash test/vm/run.sh
 
-check: unit unit-asan integration integration-asan ceph-test vm-test
+check: unit unit-asan integration integration-asan integration-cephfs ceph-test vm-test
 
 bench: build
 	@HSP=$(CURDIR)/$(BUILD)/src/runtime/hsp-runtime bash bench/run.sh

@@ -27,7 +27,7 @@ test_quota_is_exact_and_shown_by_df() {
 	assert_eq after "$(hsp exec q -- cat /after)" "writes after freeing space"
 	# The host's disk is untouched by the attempt: the image is sparse.
 	local kb
-	kb=$(du -sk "$T/root/ves/q/disk.img" | cut -f1)
+	kb=$(du -sk "$(pool_dir)/ves/q/disk.img" | cut -f1)
 	[ "$kb" -le 110000 ] || fail "image takes $kb KiB"
 }
 
@@ -62,7 +62,7 @@ test_disk_grows_while_running() {
 		expect_fail hsp set r --disk 300M
 		assert_match 'CAP_SYS_RESOURCE' "$ERR"
 		assert_match '"disk": 104857600' "$(hsp state --json r)" "size after a refused grow"
-		assert_eq 104857600 "$(stat -c %s "$T/root/ves/r/disk.img")" "image size after a refused grow"
+		assert_eq 104857600 "$(stat -c %s "$(pool_dir)/ves/r/disk.img")" "image size after a refused grow"
 		local size
 		size=$(df_size r)
 		[ "$size" -le 102400 ] || fail "df shows $size KiB"
@@ -88,32 +88,34 @@ test_one_mount_at_a_time() {
 	# or on another node) gets it at once.
 	hsp start m
 	hsp stop m
-	[ -z "$(losetup -j "$T/root/ves/m/disk.img")" ] || fail "loop device left after stop"
+	flock -n "$(pool_dir)/ves/m/disk.img" true || fail "disk still locked after stop"
+	local_pool_only && return 0
+	[ -z "$(losetup -j "$(pool_dir)/ves/m/disk.img")" ] || fail "loop device left after stop"
 	hsp start m
 	hsp kill m
-	[ -z "$(losetup -j "$T/root/ves/m/disk.img")" ] || fail "loop device left after kill"
+	[ -z "$(losetup -j "$(pool_dir)/ves/m/disk.img")" ] || fail "loop device left after kill"
 	# While a VE runs, nothing else may mount its disk.
 	hsp start m
 	local lo
-	lo=$(losetup -j "$T/root/ves/m/disk.img" | cut -d: -f1)
+	lo=$(losetup -j "$(pool_dir)/ves/m/disk.img" | cut -d: -f1)
 	[ -n "$lo" ] || fail "no loop device for a running VE"
 	expect_fail hsp mount m
 	assert_match 'is running' "$ERR"
-	if flock -n "$T/root/ves/m/disk.img" true; then fail "disk of a running VE not locked"; fi
+	if flock -n "$(pool_dir)/ves/m/disk.img" true; then fail "disk of a running VE not locked"; fi
 }
 
 test_bad_disk_sizes() {
 	expect_fail hsp create d1 --template busybox --disk 1M
 	assert_match 'between 64M and 64T' "$ERR"
 	expect_fail hsp create d2 --template busybox --disk lots
-	[ ! -e "$T/root/ves/d1" ] || fail "half-created VE left"
-	[ ! -e "$T/root/ves/d2" ] || fail "half-created VE left"
+	[ ! -e "$(pool_dir)/ves/d1" ] || fail "half-created VE left"
+	[ ! -e "$(pool_dir)/ves/d2" ] || fail "half-created VE left"
 	# A template that does not fit its disk: a clear error, nothing left.
 	mkdir -p "$T/fat/sbin"
 	tar --zstd -xf "$T/root/templates/busybox/rootfs.tar.zst" -C "$T/fat"
 	head -c 80M /dev/urandom >"$T/fat/blob"
 	expect_fail hsp create d3 --template "$T/fat" --disk 64M
 	assert_match 'd3' "$ERR"
-	[ ! -e "$T/root/ves/d3" ] || fail "half-created VE left"
+	[ ! -e "$(pool_dir)/ves/d3" ] || fail "half-created VE left"
 	[ -z "$(ls -A "$T/root/.stage" 2>/dev/null)" ] || fail "staging files left"
 }
