@@ -156,8 +156,7 @@ static int fill_config(struct hsp_ve_config *c, const char *name, const struct h
 	return 0;
 }
 
-/* The name must be free in every pool, the unreachable ones included. */
-static int check_name_free(hsp_runtime_t *rt, const char *name, hsp_error_t *err)
+int hsp_ve_name_free(hsp_runtime_t *rt, const char *name, hsp_error_t *err)
 {
 	const struct hsp_pool *p;
 	int r = hsp_pool_of_ve(rt, name, &p, err);
@@ -197,7 +196,7 @@ static int make_ve_dir(const struct hsp_pool *pool, const char *dir, hsp_error_t
 static int create_locked(hsp_runtime_t *rt, struct hsp_ve_config *c, const struct hsp_pool *pool,
 			 const struct hsp_template *t, const char *ssh_key, hsp_error_t *err)
 {
-	int r = check_name_free(rt, c->name, err);
+	int r = hsp_ve_name_free(rt, c->name, err);
 	if (r == 0)
 		r = check_address_free(rt, c, err);
 	if (r < 0)
@@ -265,6 +264,22 @@ int hsp_ve_create(hsp_runtime_t *rt, const char *name, const struct hsp_create_o
 	return r;
 }
 
+/* CephFS keeps a directory with snapshots: they go first, so destroy does
+ * not stop half-way with the VE's config gone and its disk left. */
+static int drop_ceph_snapshots(const struct hsp_pool *p, const char *name, hsp_error_t *err)
+{
+	if (p == NULL || p->type != HSP_POOL_CEPHFS)
+		return 0;
+	struct hsp_ceph_pool cp = hsp_pool_ceph(p);
+	cleanup_free char *rel = hsp_strdup_printf("ves/%s", name);
+	cleanup_strv char **snaps = NULL;
+	int n = hsp_ceph_snap_list(&cp, rel, &snaps, err);
+	int r = n < 0 ? n : 0;
+	for (int i = 0; r == 0 && i < n; i++)
+		r = hsp_ceph_snap_remove(&cp, rel, snaps[i], err);
+	return r;
+}
+
 int hsp_ve_destroy(hsp_runtime_t *rt, const char *name, bool force, hsp_error_t *err)
 {
 	int r = hsp_validate_name(name, "VE", err);
@@ -303,6 +318,9 @@ int hsp_ve_destroy(hsp_runtime_t *rt, const char *name, bool force, hsp_error_t 
 		if (r < 0)
 			return r;
 	}
+	r = drop_ceph_snapshots(pool, name, err);
+	if (r < 0)
+		return r;
 	/* config.json goes first: from then on the VE does not exist, even if
 	 * removing its files is interrupted. */
 	cleanup_free char *dir = hsp_ve_dir(rt, name);

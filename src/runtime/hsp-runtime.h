@@ -161,4 +161,30 @@ void hsp_pool_info_free(struct hsp_pool_info *pools, int n);
  * "local"), mounted if needed; owned by the handle. */
 int hsp_pool_dir(hsp_runtime_t *rt, const char *name, const char **dir, hsp_error_t *err);
 
+/* Snapshots (names as for VEs): the VE's disk and configuration at one
+ * instant; a running VE's file system is frozen for it (crash-consistent).
+ * *frozen_us (optional) is how long.  Restore needs the VE stopped. */
+struct hsp_snapshot_info {
+	char *name;
+	int64_t created; /* unix time */
+	uint64_t size;	 /* bytes its disk image takes on storage */
+};
+int hsp_ve_snapshot_create(hsp_runtime_t *rt, const char *name, const char *snap,
+			   uint64_t *frozen_us, hsp_error_t *err);
+/* Returns the count; free with hsp_snapshot_info_free. */
+int hsp_ve_snapshot_list(hsp_runtime_t *rt, const char *name, struct hsp_snapshot_info **snaps,
+			 hsp_error_t *err);
+void hsp_snapshot_info_free(struct hsp_snapshot_info *snaps, int n);
+int hsp_ve_snapshot_restore(hsp_runtime_t *rt, const char *name, const char *snap,
+			    hsp_error_t *err);
+int hsp_ve_snapshot_delete(hsp_runtime_t *rt, const char *name, const char *snap, hsp_error_t *err);
+/* Writes a backup of the VE (its files as it sees them, its configuration)
+ * to fd as a zstd-compressed tar: from snapshot `snap` if given, else from
+ * a temporary snapshot of a running VE or the disk of a stopped one. */
+int hsp_ve_backup(hsp_runtime_t *rt, const char *name, const char *snap, int fd, hsp_error_t *err);
+/* Makes the new VE `name` (in `pool`, NULL: "local") from a backup read
+ * from fd; on failure nothing of it is left. */
+int hsp_ve_restore_backup(hsp_runtime_t *rt, const char *name, const char *pool, int fd,
+			  hsp_error_t *err);
+
 #endif

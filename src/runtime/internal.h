@@ -106,6 +106,9 @@ uint64_t hsp_pid_starttime(pid_t pid);
 /* A pidfd for the state's init if it is still that process, else -ESRCH. */
 int hsp_state_init_pidfd(const struct hsp_run_state *st);
 
+/* 0 if no pool holds a VE `name`, the unreachable ones included. */
+int hsp_ve_name_free(hsp_runtime_t *rt, const char *name, hsp_error_t *err);
+
 /* Range checks plus what this host's cgroups can enforce. */
 int hsp_limits_validate(const struct hsp_limits *l, hsp_error_t *err);
 

@@ -34,4 +34,12 @@ int hsp_archive_import(const char *root, const char *name, const char *source, c
 		       const char *version, char *const *init, const char *stop_signal,
 		       hsp_error_t *err);
 
+/* Backups (backup.c): a zstd tar of meta.json, config.json, then rootfs/
+ * holding the tree `src` (ids as stored), written to outfd; and its
+ * reverse, reading from infd: the tree into `dest` (made here), the two
+ * files into meta_dir. */
+int hsp_archive_pack_backup(const char *src, const char *meta, const char *config, int outfd,
+			    hsp_error_t *err);
+int hsp_archive_unbackup(int infd, const char *meta_dir, const char *dest, hsp_error_t *err);
+
 #endif

@@ -230,3 +230,28 @@ test_cephfs_fuse_killed_stops_the_ve() {
 	assert_eq running "$(json_get "$(node a state --json l1)" status)" "local VE"
 	node a kill l1
 }
+
+# CephFS snapshots of a running VE (frozen for the instant), restored on
+# another node; a VE with snapshots is destroyed whole.
+test_cephfs_snapshots_across_nodes() {
+	ceph_up
+	trap ceph_down RETURN
+	add_pool a "$KA"
+	add_pool b "$KB"
+	sh "$REPO/images/build.sh" busybox "$T/a/pools/shared" >/dev/null
+	node a create v1 --template busybox --pool shared --disk 256M
+	node a start v1
+	node a exec v1 -- sh -c 'echo one > /f && sync'
+	node a snapshot create v1 s1
+	node a exec v1 -- sh -c 'echo two > /f && touch /g && sync'
+	assert_match '^s1 ' "$(node b snapshot list v1 | awk 'NR > 1')" "snapshot seen from B"
+	node a stop v1
+	node b snapshot restore v1 s1
+	node b start v1
+	assert_eq one "$(node b exec v1 -- cat /f)" "content after restore on B"
+	if node b exec v1 -- test -e /g; then fail "file made after the snapshot survived the restore"; fi
+	node b stop v1
+	node b snapshot create v1 s2
+	node b destroy v1
+	[ ! -e "$T/b/pools/shared/ves/v1" ] || fail "VE directory left after destroy"
+}

@@ -3,6 +3,8 @@
  *   hsp-unpack populate --name WHAT --source SRC --dest DIR --shift N
  *   hsp-unpack import --root DIR --name NAME --source SRC [--os OS]
  *                     [--version V] [--stop-signal SIG] -- INIT...
+ *   hsp-unpack pack --source DIR --meta FILE --config FILE   (a backup, to stdout)
+ *   hsp-unpack unbackup --dest DIR --meta-dir DIR            (a backup, from stdin)
  *
  * Exits 0, or 1 with "<errno>\t<message>" on stderr. */
 #define _GNU_SOURCE
@@ -25,7 +27,7 @@ static int fail(hsp_error_t *err)
 
 static int usage(void)
 {
-	hsp_errpipe_write(2, EINVAL, "hsp-unpack: usage: populate|import ...");
+	hsp_errpipe_write(2, EINVAL, "hsp-unpack: usage: populate|import|pack|unbackup ...");
 	return 2;
 }
 
@@ -40,13 +42,16 @@ int main(int argc, char **argv)
 	    {"os", required_argument, NULL, 'o'},
 	    {"version", required_argument, NULL, 'v'},
 	    {"stop-signal", required_argument, NULL, 'k'},
+	    {"meta", required_argument, NULL, 'm'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"meta-dir", required_argument, NULL, 'M'},
 	    {NULL, 0, NULL, 0},
 	};
 	if (argc < 2)
 		return usage();
 	const char *verb = argv[1];
 	const char *name = NULL, *source = NULL, *dest = NULL, *root = NULL, *os = NULL;
-	const char *version = NULL, *sig = NULL;
+	const char *version = NULL, *sig = NULL, *meta = NULL, *config = NULL, *meta_dir = NULL;
 	uint64_t shift = 0;
 	hsp_error_t err = NULL;
 	int c;
@@ -79,6 +84,15 @@ int main(int argc, char **argv)
 		case 'k':
 			sig = optarg;
 			break;
+		case 'm':
+			meta = optarg;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'M':
+			meta_dir = optarg;
+			break;
 		default:
 			return usage();
 		}
@@ -93,5 +107,9 @@ int main(int argc, char **argv)
 			   ? fail(&err)
 			   : 0;
 	}
+	if (strcmp(verb, "pack") == 0 && source && meta && config)
+		return hsp_archive_pack_backup(source, meta, config, 1, &err) < 0 ? fail(&err) : 0;
+	if (strcmp(verb, "unbackup") == 0 && dest && meta_dir)
+		return hsp_archive_unbackup(0, meta_dir, dest, &err) < 0 ? fail(&err) : 0;
 	return usage();
 }

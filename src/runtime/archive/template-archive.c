@@ -478,6 +478,8 @@ struct extract {
 	uid_t shift;
 	const char *what;
 	hsp_error_t *err;
+	int metafd; /* backups: where meta.json and config.json go; else -1 */
+	int descriptions;
 };
 
 static int copy_to_disk(struct extract *x, struct archive *src, const char *path)
@@ -583,8 +585,60 @@ static int extract_put(void *sink, struct archive *src, struct archive_entry *e)
 	return r;
 }
 
+/* ---- backups: meta.json, config.json, rootfs/ --------------------------- */
+
+#define BACKUP_DESC_MAX (1 << 20)
+
+static int save_description(struct extract *x, struct archive *src, struct archive_entry *e)
+{
+	const char *path = archive_entry_pathname(e);
+	la_int64_t size = archive_entry_size(e);
+	if (archive_entry_filetype(e) != AE_IFREG || size <= 0 || size > BACKUP_DESC_MAX)
+		return hsp_make_error(x->err, EINVAL, "not a backup: bad `%s`", path);
+	cleanup_free char *buf = malloc((size_t)size);
+	if (buf == NULL)
+		abort();
+	if (archive_read_data(src, buf, (size_t)size) != size)
+		return archive_fail(x->err, src, x->what, "read", path);
+	cleanup_close int fd =
+	    openat(x->metafd, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, buf, (size_t)size) != size)
+		return hsp_make_errno(x->err, errno, "backup: write `%s`", path);
+	x->descriptions++;
+	return 0;
+}
+
+/* "rootfs/a" -> "a", "rootfs" -> "."; anything else is not ours. */
+static int strip_rootfs(struct archive_entry *e, const char *p, bool link, hsp_error_t *err)
+{
+	if (p == NULL)
+		return 0;
+	if (strncmp(p, "rootfs", 6) != 0 || (p[6] != '\0' && p[6] != '/'))
+		return hsp_make_error(err, EINVAL, "not a backup: unexpected entry `%s`", p);
+	const char *rel = p[6] ? p + 7 : ".";
+	cleanup_free char *copy = hsp_tpl_strdup(rel);
+	if (link)
+		archive_entry_copy_hardlink(e, copy);
+	else
+		archive_entry_copy_pathname(e, copy);
+	return 0;
+}
+
+static int backup_put(void *sink, struct archive *src, struct archive_entry *e)
+{
+	struct extract *x = sink;
+	const char *path = archive_entry_pathname(e);
+	if (strcmp(path, "meta.json") == 0 || strcmp(path, "config.json") == 0)
+		return save_description(x, src, e);
+	int r = strip_rootfs(e, path, false, x->err);
+	if (r == 0)
+		r = strip_rootfs(e, archive_entry_hardlink(e), true, x->err);
+	return r < 0 ? r : extract_put(sink, src, e);
+}
+
 struct populate_job {
 	const struct hsp_template *t;
+	int metafd; /* a backup: see struct extract */
 	int destfd;
 	int tarfd; /* -1 for a directory source */
 	uid_t shift;
@@ -603,7 +657,7 @@ static int populate_here(struct populate_job *j)
 		return hsp_make_errno(j->err, errno, "template `%s`: enter destination", what);
 	umask(022);
 
-	struct extract x = {.shift = j->shift, .what = what, .err = j->err};
+	struct extract x = {.shift = j->shift, .what = what, .err = j->err, .metafd = j->metafd};
 	cleanup_archive_write struct archive *disk = x.disk = archive_write_disk_new();
 	if (disk == NULL)
 		abort();
@@ -613,8 +667,12 @@ static int populate_here(struct populate_job *j)
 		      ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
 		      ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_NO_AUTODIR);
 	pathmap_put(&x.seen, ".", SEEN_DIR);
-	int r = j->tarfd >= 0 ? walk_tar(j->tarfd, what, extract_put, &x, j->err)
-			      : walk_dir(j->t->source, true, what, extract_put, &x, j->err);
+	sink_fn put = j->metafd >= 0 ? backup_put : extract_put;
+	int r = j->tarfd >= 0 ? walk_tar(j->tarfd, what, put, &x, j->err)
+			      : walk_dir(j->t->source, true, what, put, &x, j->err);
+	if (r == 0 && j->metafd >= 0 && x.descriptions != 2)
+		r = hsp_make_error(j->err, EINVAL,
+				   "not a backup: meta.json or config.json missing");
 	/* Closing applies the deferred modes and times of directories. */
 	if (r == 0 && archive_write_close(disk) != ARCHIVE_OK)
 		r = archive_fail(j->err, disk, what, "finish", ".");
@@ -647,7 +705,7 @@ static int populate_dest(const struct hsp_template *t, const char *dest, uid_t s
 		return hsp_make_errno(err, errno, "template `%s`: open `%s`", t->name, t->source);
 
 	struct populate_job j = {
-	    .t = t, .destfd = destfd, .tarfd = tarfd, .shift = shift, .err = err};
+	    .t = t, .metafd = -1, .destfd = destfd, .tarfd = tarfd, .shift = shift, .err = err};
 	pthread_t th;
 	int e = pthread_create(&th, NULL, populate_thread, &j);
 	if (e != 0)
@@ -670,10 +728,32 @@ int hsp_archive_populate(const struct hsp_template *t, const char *dest, uid_t i
 	return r;
 }
 
+int hsp_archive_unbackup(int infd, const char *meta_dir, const char *dest, hsp_error_t *err)
+{
+	cleanup_close int metafd = open(meta_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (metafd < 0)
+		return hsp_make_errno(err, errno, "open `%s`", meta_dir);
+	if (mkdir(dest, 0755) < 0)
+		return hsp_make_errno(err, errno, "create root file system `%s`", dest);
+	cleanup_close int destfd = open(dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (destfd < 0)
+		return hsp_make_errno(err, errno, "open `%s`", dest);
+	struct hsp_template t = {.name = "backup", .source = "-"};
+	struct populate_job j = {
+	    .t = &t, .metafd = metafd, .destfd = destfd, .tarfd = infd, .shift = 0, .err = err};
+	pthread_t th;
+	int e = pthread_create(&th, NULL, populate_thread, &j);
+	if (e != 0)
+		return hsp_make_errno(err, e, "backup: start extraction thread");
+	pthread_join(th, NULL);
+	return j.ret;
+}
+
 /* ---- pack sink: import a directory into the store ------------------------- */
 
 struct pack {
 	struct archive *out;
+	const char *prefix; /* "." for templates, "rootfs" in backups */
 	const char *what;
 	hsp_error_t *err;
 };
@@ -700,9 +780,10 @@ static int copy_to_tar(struct pack *p, struct archive *src, const char *path)
 	}
 }
 
-static char *tar_path(const char *path)
+static char *tar_path(const char *prefix, const char *path)
 {
-	return strcmp(path, ".") == 0 ? hsp_tpl_strdup("./") : hsp_strdup_printf("./%s", path);
+	return strcmp(path, ".") == 0 ? hsp_strdup_printf("%s/", prefix)
+				      : hsp_strdup_printf("%s/%s", prefix, path);
 }
 
 static int pack_put(void *sink, struct archive *src, struct archive_entry *e)
@@ -714,10 +795,10 @@ static int pack_put(void *sink, struct archive *src, struct archive_entry *e)
 	int r = shift_owner(e, 0, p->what, p->err);
 	if (r < 0)
 		return r;
-	cleanup_free char *path = tar_path(archive_entry_pathname(e));
+	cleanup_free char *path = tar_path(p->prefix, archive_entry_pathname(e));
 	archive_entry_copy_pathname(e, path);
 	if (archive_entry_hardlink(e)) {
-		cleanup_free char *link = tar_path(archive_entry_hardlink(e));
+		cleanup_free char *link = tar_path(p->prefix, archive_entry_hardlink(e));
 		archive_entry_copy_hardlink(e, link);
 	}
 	/* A warning is a name not convertible to UTF-8 in this locale: it is
@@ -742,7 +823,7 @@ static int pack_dir(const char *src, int outfd, const char *what, hsp_error_t *e
 	    archive_write_set_filter_option(a, "zstd", "compression-level", "3") != ARCHIVE_OK ||
 	    archive_write_open_fd(a, outfd) != ARCHIVE_OK)
 		return archive_fail(err, a, what, "create", HSP_TPL_TAR);
-	struct pack p = {.out = a, .what = what, .err = err};
+	struct pack p = {.out = a, .prefix = ".", .what = what, .err = err};
 	int r = walk_dir(src, false, what, pack_put, &p, err);
 	if (r == 0 && archive_write_close(a) != ARCHIVE_OK)
 		r = archive_fail(err, a, what, "finish", HSP_TPL_TAR);
@@ -859,5 +940,56 @@ int hsp_archive_import(const char *root, const char *name, const char *source, c
 			: hsp_make_errno(err, errno, "template `%s`: rename into place", name);
 	if (r < 0)
 		hsp_rm_rf(tmp, NULL);
+	return r;
+}
+
+/* ---- pack a backup -------------------------------------------------------- */
+
+static int add_description(struct archive *a, const char *file, const char *name, hsp_error_t *err)
+{
+	cleanup_free char *data = NULL;
+	size_t len = 0;
+	int r = hsp_read_file(file, &data, &len, err);
+	if (r < 0)
+		return r;
+	cleanup_entry struct archive_entry *e = archive_entry_new();
+	if (e == NULL)
+		abort();
+	archive_entry_copy_pathname(e, name);
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_perm(e, 0600);
+	archive_entry_set_size(e, (la_int64_t)len);
+	archive_entry_set_mtime(e, time(NULL), 0);
+	if (archive_write_header(a, e) != ARCHIVE_OK ||
+	    archive_write_data(a, data, len) != (la_ssize_t)len ||
+	    archive_write_finish_entry(a) != ARCHIVE_OK)
+		return archive_fail(err, a, "backup", "pack", name);
+	return 0;
+}
+
+int hsp_archive_pack_backup(const char *src, const char *meta, const char *config, int outfd,
+			    hsp_error_t *err)
+{
+	cleanup_archive_write struct archive *a = archive_write_new();
+	if (a == NULL)
+		abort();
+	/* Level 3: fast enough to keep up with a disk; --fast levels barely
+	 * gain speed and lose much of the ratio. */
+	/* No zero padding after the zstd frame: zstd and libarchive's reader
+	 * take trailing zeroes for a corrupt frame. */
+	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+	    archive_write_add_filter_zstd(a) != ARCHIVE_OK ||
+	    archive_write_set_filter_option(a, "zstd", "compression-level", "3") != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
+	    archive_write_open_fd(a, outfd) != ARCHIVE_OK)
+		return archive_fail(err, a, "backup", "create", "stream");
+	struct pack p = {.out = a, .prefix = "rootfs", .what = "backup", .err = err};
+	int r = add_description(a, meta, "meta.json", err);
+	if (r == 0)
+		r = add_description(a, config, "config.json", err);
+	if (r == 0)
+		r = walk_dir(src, false, "backup", pack_put, &p, err);
+	if (r == 0 && archive_write_close(a) != ARCHIVE_OK)
+		r = archive_fail(err, a, "backup", "finish", "stream");
 	return r;
 }

@@ -70,5 +70,8 @@ int cmd_template(struct cli *g, int argc, char **argv);
 int cmd_mount(struct cli *g, int argc, char **argv);
 int cmd_pool(struct cli *g, int argc, char **argv);
 int cmd_umount(struct cli *g, int argc, char **argv);
+int cmd_snapshot(struct cli *g, int argc, char **argv);
+int cmd_backup(struct cli *g, int argc, char **argv);
+int cmd_restore(struct cli *g, int argc, char **argv);
 
 #endif

@@ -32,6 +32,11 @@ static const struct {
     {"pool", cmd_pool,
      "pool add NAME --type local --path DIR | pool add NAME --type cephfs --conf F --id ID "
      "--keyring F --fs-path /P | pool list [--json] | pool remove NAME"},
+    {"snapshot", cmd_snapshot,
+     "snapshot create NAME SNAP [--json] | snapshot list NAME [--json] | snapshot restore NAME "
+     "SNAP | snapshot delete NAME SNAP"},
+    {"backup", cmd_backup, "backup NAME [--snapshot SNAP] > FILE   (a zstd-compressed tar)"},
+    {"restore", cmd_restore, "restore NAME [--pool P] < FILE   (a new VE from a backup)"},
     {"template", cmd_template,
      "template list [--pool P] [--json] | template import NAME SOURCE [--pool P] ..."},
 };
