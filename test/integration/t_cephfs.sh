@@ -255,3 +255,25 @@ test_cephfs_snapshots_across_nodes() {
 	node b destroy v1
 	[ ! -e "$T/b/pools/shared/ves/v1" ] || fail "VE directory left after destroy"
 }
+
+# A backup made on one backend restores on the other, on another node.
+test_cephfs_backup_from_local_restores_on_cephfs() {
+	ceph_up
+	trap ceph_down RETURN
+	add_pool b "$KB"
+	cp -a "$TEMPLATE_STORE/templates/busybox" "$T/a/templates/"
+	node a create src --template busybox --disk 200M
+	node a start src
+	node a exec src -- sh -c 'mkdir -p /data && echo payload > /data/f &&
+		chown 1000:1000 /data/f && chmod 4711 /data/f && ln /data/f /data/h &&
+		ln -s f /data/s'
+	node a backup src >"$T/src.tar.zst"
+	node b restore copy --pool shared <"$T/src.tar.zst"
+	[ -f "$T/b/pools/shared/ves/copy/config.json" ] || fail "restored VE not in the CephFS pool"
+	node b start copy
+	assert_eq payload "$(node b exec copy -- cat /data/f)" "content"
+	assert_eq "1000 1000 4711 2" "$(node b exec copy -- stat -c '%u %g %a %h' /data/f)" "owner, mode, links"
+	assert_eq f "$(node b exec copy -- readlink /data/s)" "symlink"
+	node b kill copy
+	node a kill src
+}
