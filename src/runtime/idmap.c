@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -129,20 +130,72 @@ static int root_used(hsp_runtime_t *rt, uid_t **used, size_t *n, hsp_error_t *er
 	return 0;
 }
 
-int hsp_idmap_allocate(hsp_runtime_t *rt, const char *name, uid_t *base, hsp_error_t *err)
+static int lock_registry(const char *reg, hsp_error_t *err)
 {
-	const char *reg = registry_dir();
 	int r = hsp_mkdir_p(reg, 0700, err);
 	if (r < 0)
 		return r;
 	cleanup_free char *lockpath = hsp_strdup_printf("%s/.lock", reg);
-	cleanup_close int lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lock < 0 || flock(lock, LOCK_EX) < 0)
-		return hsp_make_errno(err, errno, "lock id registry `%s`", lockpath);
+	int lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock < 0 || flock(lock, LOCK_EX) < 0) {
+		int e = errno;
+		if (lock >= 0)
+			close(lock);
+		return hsp_make_errno(err, e, "lock id registry `%s`", lockpath);
+	}
+	return lock;
+}
 
+static int record(hsp_runtime_t *rt, const char *reg, const char *name, uid_t base,
+		  hsp_error_t *err)
+{
+	cleanup_free char *entry = hsp_strdup_printf("%s/%u", reg, base);
+	cleanup_free char *dir = hsp_ve_dir(rt, name);
+	cleanup_free char *owner = hsp_strdup_printf("%s\n", dir);
+	return hsp_write_file_atomic(entry, owner, strlen(owner), 0600, err);
+}
+
+static int allocate_locked(hsp_runtime_t *rt, const char *reg, const char *name, uid_t *base,
+			   hsp_error_t *err);
+
+int hsp_idmap_allocate(hsp_runtime_t *rt, const char *name, uid_t *base, hsp_error_t *err)
+{
+	const char *reg = registry_dir();
+	cleanup_close int lock = lock_registry(reg, err);
+	return lock < 0 ? lock : allocate_locked(rt, reg, name, base, err);
+}
+
+int hsp_idmap_claim(hsp_runtime_t *rt, const char *name, uid_t *base, hsp_error_t *err)
+{
+	const char *reg = registry_dir();
+	cleanup_close int lock = lock_registry(reg, err);
+	if (lock < 0)
+		return lock;
+	char key[16];
+	snprintf(key, sizeof(key), "%u", *base);
+	cleanup_free char *entry = hsp_strdup_printf("%s/%s", reg, key);
+	cleanup_free char *owner = NULL;
+	cleanup_free char *dir = hsp_ve_dir(rt, name);
+	cleanup_free char *mine = hsp_strdup_printf("%s\n", dir);
+	hsp_error_t ignored = NULL;
+	int have = hsp_read_file(entry, &owner, NULL, &ignored);
+	hsp_error_release(&ignored);
+	if (have == 0 && strcmp(owner, mine) == 0)
+		return 0;
+	if (!entry_live(reg, key))
+		return record(rt, reg, name, *base, err);
+	/* Another VE on this machine has that range (the VE was made on
+	 * another node): its files are stored unshifted, so any range works. */
+	int r = allocate_locked(rt, reg, name, base, err);
+	return r < 0 ? r : 1;
+}
+
+static int allocate_locked(hsp_runtime_t *rt, const char *reg, const char *name, uid_t *base,
+			   hsp_error_t *err)
+{
 	cleanup_free uid_t *used = NULL;
 	size_t n = 0;
-	r = root_used(rt, &used, &n, err);
+	int r = root_used(rt, &used, &n, err);
 	if (r == 0)
 		r = registry_used(reg, &used, &n, err);
 	if (r < 0)
@@ -153,10 +206,7 @@ int hsp_idmap_allocate(hsp_runtime_t *rt, const char *name, uid_t *base, hsp_err
 				      HSP_IDMAP_COUNT);
 	if (r < 0)
 		return hsp_make_errno(err, -r, "allocate id range");
-	cleanup_free char *entry = hsp_strdup_printf("%s/%u", reg, *base);
-	cleanup_free char *dir = hsp_ve_dir(rt, name);
-	cleanup_free char *owner = hsp_strdup_printf("%s\n", dir);
-	return hsp_write_file_atomic(entry, owner, strlen(owner), 0600, err);
+	return record(rt, reg, name, *base, err);
 }
 
 void hsp_idmap_release(hsp_runtime_t *rt, const char *name, uid_t base)

@@ -100,6 +100,10 @@ int hsp_idmap_pick(const uid_t *used, size_t n, uid_t *base);
  * <root>/ves/<name>, whose directory must exist first. */
 int hsp_idmap_allocate(hsp_runtime_t *rt, const char *name, uid_t *base, hsp_error_t *err);
 void hsp_idmap_release(hsp_runtime_t *rt, const char *name, uid_t base);
+/* At start: keeps *base if this machine's registry has it for this VE or
+ * for nobody (recording it), else allocates a new range into *base and
+ * returns 1 (a VE made on another node). */
+int hsp_idmap_claim(hsp_runtime_t *rt, const char *name, uid_t *base, hsp_error_t *err);
 
 /* /proc/<pid>/stat starttime, or 0 if the process is gone. */
 uint64_t hsp_pid_starttime(pid_t pid);

@@ -493,6 +493,11 @@ static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_overri
 	int r = hsp_config_load(rt, name, &b->cfg, err);
 	if (r < 0)
 		return r;
+	r = hsp_idmap_claim(rt, name, &b->cfg.id_base, err);
+	if (r == 1)
+		r = hsp_config_save(rt, &b->cfg, err);
+	if (r < 0)
+		return r;
 	hsp_net_host_ifname(rt->instance, name, b->host_if);
 	b->argv = init_override && init_override[0] ? init_override : b->cfg.init;
 	cleanup_free char *img = hsp_disk_path(rt, name);

@@ -277,3 +277,35 @@ test_cephfs_backup_from_local_restores_on_cephfs() {
 	node b kill copy
 	node a kill src
 }
+
+# Id ranges are per machine: a VE made on node A whose range node B has
+# already given to one of its own VEs gets another range on B; its files,
+# stored unshifted, do not care.
+test_cephfs_start_elsewhere_claims_a_free_id_range() {
+	ceph_up
+	trap ceph_down RETURN
+	add_pool a "$KA"
+	sh "$REPO/images/build.sh" busybox "$T/a/pools/shared" >/dev/null
+	export HSP_ID_REGISTRY=$T/ids-a
+	node a create v1 --template busybox --pool shared
+	node a start v1
+	node a exec v1 -- sh -c 'touch /mine && chown 7:7 /mine'
+	node a stop v1
+	local base_a
+	base_a=$(json_get "$(node a state --json v1)" base)
+	# Node B's own registry, where a local VE holds that same range.
+	export HSP_ID_REGISTRY=$T/ids-b
+	cp -a "$TEMPLATE_STORE/templates/busybox" "$T/b/templates/"
+	node b create l1 --template busybox
+	add_pool b "$KB"
+	assert_eq "$base_a" "$(json_get "$(node b state --json l1)" base)" "B's local VE took A's range"
+	node b start l1
+	node b start v1
+	local base_b
+	base_b=$(json_get "$(node b state --json v1)" base)
+	[ "$base_b" != "$base_a" ] || fail "v1 runs on B in the range of B's VE l1"
+	assert_eq "7 7" "$(node b exec v1 -- stat -c '%u %g' /mine)" "owner inside after the new range"
+	node b kill v1
+	node b kill l1
+	unset HSP_ID_REGISTRY
+}
