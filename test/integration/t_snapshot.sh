@@ -50,6 +50,7 @@ test_write_during_snapshot_is_never_torn() {
 	done
 	kill "$writer" 2>/dev/null || true
 	local img recs
+	command -v debugfs >/dev/null || fail "debugfs (e2fsprogs) not found"
 	for n in 1 2 3 4 5 6; do
 		img=$T/root/ves/w/snapshots/s$n/disk.img
 		# debugfs reads the image as stored, without replaying a journal:

@@ -324,7 +324,7 @@ build_stage() {
 		add_tool "$t" required
 	done
 	for t in bash bc find xargs ps awk sed grep script setsid unshare nsenter flock \
-		mke2fs e2fsck resize2fs losetup; do
+		mke2fs e2fsck resize2fs debugfs losetup; do
 		add_tool "$t" required
 	done
 	# VE disks are made by mke2fs, which reads its defaults from here.
