@@ -17,7 +17,12 @@ fi
 
 deb_state() { hsp state --json "$1"; }
 deb_is_status() { [ "$(json_get "$(deb_state "$1")" status)" = "$2" ]; }
-deb_sshd_up() { hsp exec "$1" -- pgrep -x sshd >/dev/null; }
+# sshd is up when it listens on port 22 (its process exists a moment
+# before it binds).
+deb_sshd_up() {
+	hsp exec "$1" -- awk '$2 ~ /:0016$/ && $4 == "0A" { f = 1 } END { exit !f }' \
+		/proc/net/tcp /proc/net/tcp6
+}
 deb_restarts_are() { [ "$(sed -n 's/^ *"restarts": \([0-9]*\).*/\1/p' <<<"$(deb_state "$1")")" = "$2" ]; }
 
 # deb_ve NAME [create options...]: creates and starts a debian-12 VE and
