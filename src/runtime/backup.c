@@ -18,7 +18,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <json-c/json.h>
-#include <linux/loop.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,57 +34,16 @@
 
 /* ---- running hsp-unpack ---------------------------------------------------- */
 
-/* Waits for the child and turns its error record into *err. */
-static int wait_helper(pid_t pid, int errfd, const char *what, hsp_error_t *err)
-{
-	int st = 0;
-	int r = hsp_errpipe_read(errfd, NULL, err);
-	close(errfd);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-		return 0;
-	if (r < 0)
-		return r;
-	return hsp_make_error(err, EIO, "%s: hsp-unpack failed without a message", what);
-}
-
 /* ---- mounting an image read-only, in the child ------------------------------ */
-
-/* Attaches `img` to a loop device (read-only if the file is, as in a CephFS
- * snapshot), locking it when `lock`: a stopped VE's own disk must not be
- * mounted elsewhere meanwhile. */
-static int attach_image(const char *img, bool lock)
-{
-	bool ro = false;
-	int fd = open(img, O_RDWR | O_CLOEXEC);
-	if (fd < 0 && (errno == EROFS || errno == EACCES)) {
-		ro = true;
-		fd = open(img, O_RDONLY | O_CLOEXEC);
-	}
-	if (fd < 0)
-		hsp_errpipe_fail(2, errno, "open `%s`: %s", img, strerror(errno));
-	if (lock && flock(fd, LOCK_EX | LOCK_NB) < 0)
-		hsp_errpipe_fail(2, EBUSY, "disk `%s` is in use (running on another node?)", img);
-	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-	for (int tries = 0; ctl >= 0 && tries < 32; tries++) {
-		char dev[32];
-		snprintf(dev, sizeof(dev), "/dev/loop%d", ioctl(ctl, LOOP_CTL_GET_FREE));
-		int lfd = open(dev, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-		struct loop_config cfg = {.fd = (uint32_t)fd};
-		cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR | (ro ? LO_FLAGS_READ_ONLY : 0);
-		if (lfd >= 0 && ioctl(lfd, LOOP_CONFIGURE, &cfg) == 0)
-			return lfd;
-		if (lfd >= 0)
-			close(lfd);
-	}
-	hsp_errpipe_fail(2, errno, "attach `%s` to a loop device: %s", img, strerror(errno));
-}
 
 static void mount_image_ro(const char *img, bool lock, const char *dst)
 {
+	hsp_error_t err = NULL;
+	int lfd = hsp_disk_attach_readonly(img, lock, &err);
+	if (lfd < 0)
+		hsp_errpipe_fail(2, err->status, "%s", err->msg);
 	char src[32];
-	snprintf(src, sizeof(src), "/proc/self/fd/%d", attach_image(img, lock));
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", lfd);
 	int fs = fsopen("ext4", FSOPEN_CLOEXEC);
 	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", src, 0) < 0 ||
 	    fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
@@ -147,7 +105,7 @@ static int run_pack(const struct pack_job *j, hsp_error_t *err)
 		close(p[0]);
 		return hsp_make_errno(err, e, "backup: fork");
 	}
-	return wait_helper(pid, p[0], "backup", err);
+	return hsp_helper_wait(pid, p[0], "backup", err);
 }
 
 /* ---- backup ---------------------------------------------------------------- */
@@ -299,7 +257,7 @@ static int run_unbackup(const char *stage, int fd, hsp_error_t *err)
 		close(p[0]);
 		return hsp_make_errno(err, e, "restore: fork");
 	}
-	return wait_helper(pid, p[0], "restore", err);
+	return hsp_helper_wait(pid, p[0], "restore", err);
 }
 
 static char *str_of(json_object *o, const char *key)

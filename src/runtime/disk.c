@@ -4,6 +4,7 @@
 #include "utils.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <linux/loop.h>
@@ -126,14 +127,10 @@ int hsp_disk_wait_released(const char *img, unsigned wait_ms)
 	return r < 0 ? -EBUSY : 0;
 }
 
-int hsp_disk_attach(const char *img, unsigned wait_ms, hsp_error_t *err)
+/* Attaches the open image `fd` to a free loop device that detaches itself
+ * when unused; read-only when `ro`.  Returns the loop device's fd. */
+static int loop_configure(int fd, const char *img, bool ro, hsp_error_t *err)
 {
-	cleanup_close int fd = open(img, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return hsp_make_errno(err, errno, "open disk `%s`", img);
-	int r = lock_image(fd, img, wait_ms, err);
-	if (r < 0)
-		return r;
 	cleanup_close int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	if (ctl < 0)
 		return hsp_make_errno(err, errno, "open /dev/loop-control");
@@ -144,13 +141,13 @@ int hsp_disk_attach(const char *img, unsigned wait_ms, hsp_error_t *err)
 			return hsp_make_errno(err, errno, "find a free loop device");
 		char dev[32];
 		snprintf(dev, sizeof(dev), "/dev/loop%d", n);
-		int lfd = open(dev, O_RDWR | O_CLOEXEC);
+		int lfd = open(dev, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 		if (lfd < 0)
 			return hsp_make_errno(err, errno, "open `%s`", dev);
 		/* The device keeps its own reference to our open file, and
 		 * with it the lock, until it detaches. */
 		struct loop_config cfg = {.fd = (uint32_t)fd};
-		cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+		cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR | (ro ? LO_FLAGS_READ_ONLY : 0);
 		snprintf((char *)cfg.info.lo_file_name, sizeof(cfg.info.lo_file_name), "%s", img);
 		if (ioctl(lfd, LOOP_CONFIGURE, &cfg) == 0)
 			return lfd;
@@ -160,6 +157,29 @@ int hsp_disk_attach(const char *img, unsigned wait_ms, hsp_error_t *err)
 			return hsp_make_errno(err, e, "attach `%s` to `%s`", img, dev);
 	}
 	return hsp_make_error(err, EBUSY, "attach `%s`: no free loop device", img);
+}
+
+int hsp_disk_attach(const char *img, unsigned wait_ms, hsp_error_t *err)
+{
+	cleanup_close int fd = open(img, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return hsp_make_errno(err, errno, "open disk `%s`", img);
+	int r = lock_image(fd, img, wait_ms, err);
+	return r < 0 ? r : loop_configure(fd, img, false, err);
+}
+
+int hsp_disk_attach_readonly(const char *img, bool lock, hsp_error_t *err)
+{
+	bool ro = false;
+	cleanup_close int fd = open(img, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && (errno == EROFS || errno == EACCES)) {
+		ro = true;
+		fd = open(img, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return hsp_make_errno(err, errno, "open `%s`", img);
+	int r = lock ? lock_image(fd, img, 0, err) : 0;
+	return r < 0 ? r : loop_configure(fd, img, ro, err);
 }
 
 /* Grows the mounted file system to the size of its device. */

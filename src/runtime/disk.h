@@ -15,6 +15,7 @@
 #ifndef HSP_DISK_H
 #define HSP_DISK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -36,6 +37,10 @@ int hsp_disk_attach(const char *img, unsigned wait_ms, hsp_error_t *err);
  * idmapped into the user namespace `userns` unless it is -1.  Returns the
  * mount's fd. */
 int hsp_disk_mount(int loopfd, int userns, hsp_error_t *err);
+
+/* For reading an image: attached read-only when the file is (a CephFS
+ * snapshot), locked without waiting when `lock` (a stopped VE's own disk). */
+int hsp_disk_attach_readonly(const char *img, bool lock, hsp_error_t *err);
 
 /* Waits up to wait_ms until no loop device holds `img`: 0 or -EBUSY. */
 int hsp_disk_wait_released(const char *img, unsigned wait_ms);

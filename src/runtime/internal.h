@@ -119,6 +119,9 @@ int hsp_limits_validate(const struct hsp_limits *l, hsp_error_t *err);
 /* The path of a helper program (hsp-monitor, hsp-unpack): the environment
  * variable `env` if set, else next to the running program. */
 char *hsp_helper_path(const char *env, const char *name);
+/* Reaps hsp-unpack `pid`, turning its "<errno>\t<message>" record on
+ * `errfd` (closed here) into *err. */
+int hsp_helper_wait(pid_t pid, int errfd, const char *what, hsp_error_t *err);
 
 /* The body of hsp-monitor: never returns.  Expects the report pipe on
  * fd 3 and the VE's cgroup made by the caller. */

@@ -52,9 +52,14 @@ static int run_helper(char *const *argv, const char *what, hsp_error_t *err)
 		close(p[0]);
 		return hsp_make_errno(err, e, "%s: fork", what);
 	}
-	int st;
-	int r = hsp_errpipe_read(p[0], NULL, err);
-	close(p[0]);
+	return hsp_helper_wait(pid, p[0], what, err);
+}
+
+int hsp_helper_wait(pid_t pid, int errfd, const char *what, hsp_error_t *err)
+{
+	int st = 0;
+	int r = hsp_errpipe_read(errfd, NULL, err);
+	close(errfd);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
