@@ -14,8 +14,14 @@ acl attr e2fsprogs
 openssh-client
 crun hyperfine jq
 qemu-system-x86 cpio kmod
+libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libsqlite3-dev libssl-dev sqlite3
+openssl curl python3-yaml
 ceph-mon ceph-osd ceph-mds ceph-fuse ceph-common libcephfs-dev librados-dev python3-rados
 "
+
+# The interop tests' client runs on Node.js; a machine that has it from
+# elsewhere (nodesource ships npm inside nodejs) keeps it.
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
 missing=""
 for p in $PKGS; do
