@@ -416,6 +416,35 @@ static int add_address(struct nl *nl, int ifindex, const struct hsp_net_addr *a,
 	return 0;
 }
 
+/* The node side of a VE network: the bridge exists, is up and carries the
+ * gateway address (cidr, e.g. 10.1.0.1/24), so the node reaches its VEs and
+ * they reach their gateway.  Idempotent: an address already there is fine. */
+int hsp_net_bridge_gateway(const char *bridge, const char *cidr, hsp_error_t *err)
+{
+	struct hsp_net_addr a;
+	int r = hsp_net_parse_cidr(cidr, &a, err);
+	if (r == 0)
+		r = hsp_net_bridge_ensure(bridge, err);
+	if (r < 0)
+		return r;
+	cleanup_nl struct nl nl = {0};
+	cleanup_link struct rtnl_link *link = NULL;
+	r = nl_open_find(&nl, bridge, &link, err);
+	if (r < 0)
+		return r;
+	hsp_error_t e = NULL;
+	r = add_address(&nl, rtnl_link_get_ifindex(link), &a, cidr, bridge, &e);
+	if (r == -EEXIST) {
+		hsp_error_release(&e);
+		return 0;
+	}
+	if (r < 0) {
+		hsp_make_error(err, e->status, "%s", e->msg);
+		hsp_error_release(&e);
+	}
+	return r;
+}
+
 static int add_default_route(struct nl *nl, int ifindex, const struct hsp_net_addr *gw,
 			     const char *gateway, hsp_error_t *err)
 {

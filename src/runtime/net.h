@@ -51,6 +51,8 @@ int hsp_net_validate_ifname(const char *name, hsp_error_t *err);
 /* Creates the bridge if missing and brings it up, in the caller's network
  * namespace.  An existing interface of that name must be a bridge. */
 int hsp_net_bridge_ensure(const char *bridge, hsp_error_t *err);
+/* The bridge exists, is up and has the address cidr (idempotent). */
+int hsp_net_bridge_gateway(const char *bridge, const char *cidr, hsp_error_t *err);
 
 /* Creates the veth pair host_if <-> peer_if in one request: host_if in the
  * caller's namespace, attached to `bridge` and up; peer_if (down) created

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -74,8 +75,21 @@ int cli_bad_option(const char *verb, char **argv)
 	return cli_usage("%s%sinvalid option `%s`", verb, sep, arg);
 }
 
+/* A program driving this CLI (the node agent) learns why a verb failed
+ * from the errno written to fd $HSP_ERRNO_FD, not by parsing messages. */
+static void report_errno(int status)
+{
+	const char *s = getenv("HSP_ERRNO_FD");
+	char *end;
+	long fd = s ? strtol(s, &end, 10) : -1;
+	if (s == NULL || *end || fd < 3 || fd > 1023)
+		return;
+	dprintf((int)fd, "%d\n", status > 0 ? status : EIO);
+}
+
 int cli_fail(hsp_error_t *err)
 {
+	report_errno(*err ? (*err)->status : EIO);
 	fprintf(stderr, "hsp-runtime: %s\n", *err && (*err)->msg ? (*err)->msg : "unknown error");
 	hsp_error_release(err);
 	return 1;
