@@ -1,0 +1,634 @@
+/* The node API: agents join with a single-use token and then keep one
+ * Session open, over which they report and take commands.  A node is who
+ * its certificate says (CN); nothing an agent writes about itself names
+ * it. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "pki.h"
+#include "utils.h"
+
+#define CERT_DAYS 3650
+#define CMD_DEFAULT_MS (15 * 60 * 1000)
+
+struct ctl_cmd {
+	uint64_t id;
+	ctl_cmd_done_fn done;
+	ctl_cmd_exec_fn exec;
+	void *ud;
+	int64_t deadline_ms;
+	struct ctl_cmd *next;
+};
+
+static const char *node_state_name(Hsp__V1__NodeState s)
+{
+	switch (s) {
+	case HSP__V1__NODE_STATE__NODE_STATE_JOINING:
+		return "joining";
+	case HSP__V1__NODE_STATE__NODE_STATE_READY:
+		return "ready";
+	case HSP__V1__NODE_STATE__NODE_STATE_DRAINING:
+		return "draining";
+	case HSP__V1__NODE_STATE__NODE_STATE_MAINTENANCE:
+		return "maintenance";
+	case HSP__V1__NODE_STATE__NODE_STATE_DEAD:
+		return "dead";
+	case HSP__V1__NODE_STATE__NODE_STATE_SUSPECT:
+		return "suspect";
+	default:
+		return "unknown";
+	}
+}
+
+static void node_set_state(struct ctl_node *n, Hsp__V1__NodeState s, const char *why)
+{
+	if (n->pb->state == s)
+		return;
+	n->pb->state = s;
+	node_save(n, NULL);
+	event_emit("node.state", NULL, n->pb->name, NULL, node_state_name(s), "%s", why);
+}
+
+bool node_usable(const struct ctl_node *n)
+{
+	return n->session && n->pb->state == HSP__V1__NODE_STATE__NODE_STATE_READY;
+}
+
+void node_allocated(const struct ctl_node *n, uint64_t *mem, uint32_t *cpu_millis, uint32_t *count)
+{
+	*mem = 0;
+	*cpu_millis = 0;
+	*count = 0;
+	for (size_t i = 0; i < ctl->n_ves; i++) {
+		const Hsp__V1__Ve *ve = ctl->ves[i];
+		if (strcmp(ve->node, n->pb->name) != 0)
+			continue;
+		const Hsp__V1__Limits *l = ve->limits;
+		*mem += l && l->memory_bytes ? l->memory_bytes : 512ULL << 20;
+		*cpu_millis += l && l->cpu_millis ? l->cpu_millis : 1000;
+		(*count)++;
+	}
+}
+
+/* ------------------------------------------------------------ commands */
+
+static void send_ctl_msg(struct ctl_node *n, Hsp__V1__ControllerMessage *m)
+{
+	if (n->session)
+		hsp_rpc_call_send(n->session, &m->base);
+}
+
+int cmd_send(struct ctl_node *n, Hsp__V1__Command *cmd, ctl_cmd_done_fn done,
+	     ctl_cmd_exec_fn exec_out, void *ud, hsp_error_t *err)
+{
+	if (n->session == NULL || hsp_rpc_call_is_over(n->session))
+		return hsp_make_error(err, ENOTCONN, "node `%s` is not connected", n->pb->name);
+	struct ctl_cmd *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return hsp_make_errno(err, ENOMEM, "command");
+	c->id = cmd->id = ++ctl->next_cmd_id;
+	c->done = done;
+	c->exec = exec_out;
+	c->ud = ud;
+	unsigned ms = CMD_DEFAULT_MS;
+	if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_EXEC)
+		ms = cmd->timeout_seconds ? (cmd->timeout_seconds + 30) * 1000U : 24 * 3600 * 1000U;
+	c->deadline_ms = hsp_rpc_now_ms() + ms;
+	Hsp__V1__ControllerMessage m = HSP__V1__CONTROLLER_MESSAGE__INIT;
+	m.msg_case = HSP__V1__CONTROLLER_MESSAGE__MSG_COMMAND;
+	m.command = cmd;
+	if (hsp_rpc_call_send(n->session, &m.base) < 0) {
+		free(c);
+		return hsp_make_error(err, ENOTCONN, "node `%s`: its session is closing",
+				      n->pb->name);
+	}
+	c->next = n->cmds;
+	n->cmds = c;
+	return 0;
+}
+
+static struct ctl_cmd *cmd_take(struct ctl_node *n, uint64_t id, bool remove)
+{
+	for (struct ctl_cmd **p = &n->cmds; *p; p = &(*p)->next) {
+		struct ctl_cmd *c = *p;
+		if (c->id != id)
+			continue;
+		if (remove)
+			*p = c->next;
+		return c;
+	}
+	return NULL;
+}
+
+static void cmd_fail(struct ctl_cmd *c, grpc_status_code code, const char *msg)
+{
+	Hsp__V1__CommandResult res = HSP__V1__COMMAND_RESULT__INIT;
+	res.id = c->id;
+	res.code = (int32_t)code;
+	res.message = (char *)msg;
+	c->done(c->ud, &res);
+	free(c);
+}
+
+static void cmds_fail_all(struct ctl_node *n, grpc_status_code code, const char *msg)
+{
+	while (n->cmds) {
+		struct ctl_cmd *c = n->cmds;
+		n->cmds = c->next;
+		cmd_fail(c, code, msg);
+	}
+}
+
+static void cmds_expire(struct ctl_node *n, int64_t now)
+{
+	for (struct ctl_cmd **p = &n->cmds; *p;) {
+		struct ctl_cmd *c = *p;
+		if (c->deadline_ms > now) {
+			p = &c->next;
+			continue;
+		}
+		*p = c->next;
+		cmd_fail(c, GRPC_STATUS_DEADLINE_EXCEEDED, "the node did not answer in time");
+	}
+}
+
+/* ------------------------------------------------------------ join */
+
+static int join_token_check(const char *tok, Hsp__V1__StoredToken **out, const char **why)
+{
+	char id[64];
+	const char *rest;
+	*why = "join token is not valid";
+	if (token_parse(tok, "hspj", id, sizeof(id), &rest) < 0)
+		return -1;
+	const char *dot = strchr(rest, '.');
+	cleanup_free char *secret = dot ? strndup(rest, (size_t)(dot - rest)) : strdup(rest);
+	if (secret == NULL)
+		return -1;
+	Hsp__V1__StoredToken *t = token_find(id);
+	char hash[65];
+	hsp_sha256_hex(secret, hash);
+	if (t == NULL || !hsp_const_eq(hash, t->hash) ||
+	    t->token->kind != HSP__V1__TOKEN_KIND__TOKEN_KIND_JOIN)
+		return -1;
+	if (t->token->used) {
+		*why = "join token was already used";
+		return -1;
+	}
+	if (t->token->expires_at && t->token->expires_at <= now_unix()) {
+		*why = "join token has expired";
+		return -1;
+	}
+	*out = t;
+	return 0;
+}
+
+static Hsp__V1__ClusterConfig *cluster_config(void)
+{
+	static Hsp__V1__ClusterConfig cfg = HSP__V1__CLUSTER_CONFIG__INIT;
+	static Hsp__V1__StorageConfig sto = HSP__V1__STORAGE_CONFIG__INIT;
+	static Hsp__V1__NetworkConfig net = HSP__V1__NETWORK_CONFIG__INIT;
+	/* read once, kept for the daemon's life */
+	static char *conf, *keyring;
+	cfg.cluster_name = (char *)ctl->o.cluster_name;
+	cfg.heartbeat_ms = ctl->o.heartbeat_ms;
+	cfg.lease_ms = ctl->o.lease_ms;
+	bool ceph = ctl->o.storage && strcmp(ctl->o.storage, "cephfs") == 0;
+	sto.type = ceph ? "cephfs" : "local";
+	sto.pool = ceph ? (char *)ctl->o.ceph_pool : "local";
+	if (ceph && conf == NULL) {
+		hsp_read_file(ctl->o.ceph_conf, &conf, NULL, NULL);
+		hsp_read_file(ctl->o.ceph_keyring, &keyring, NULL, NULL);
+	}
+	sto.ceph_conf = conf ? conf : "";
+	sto.ceph_keyring = keyring ? keyring : "";
+	sto.ceph_client_id = ceph ? (char *)ctl->o.ceph_id : "";
+	sto.ceph_fs_path = ceph ? (char *)ctl->o.ceph_fs_path : "";
+	cfg.storage = &sto;
+	net.subnet = ctl->o.subnet ? (char *)ctl->o.subnet : "";
+	net.gateway = ctl->o.subnet ? ctl->gateway_str : "";
+	net.bridge = ctl->o.subnet ? (char *)ctl->o.bridge : "";
+	cfg.network = &net;
+	return &cfg;
+}
+
+static const char *check_join(const Hsp__V1__JoinRequest *r, grpc_status_code *code)
+{
+	*code = GRPC_STATUS_INVALID_ARGUMENT;
+	if (!valid_name(r->node_name))
+		return "invalid node name: use 1-63 lower-case letters, digits and '-' (not first)";
+	if (r->csr_pem.len == 0 || r->csr_pem.len > 16384)
+		return "csr_pem must be a PEM certificate request";
+	if (r->capacity == NULL || r->capacity->cpus == 0 || r->capacity->memory_bytes == 0)
+		return "capacity must give cpus and memory_bytes";
+	if (strlen(r->address) > 255 || strlen(r->agent_version) > 255)
+		return "address and agent_version must be shorter than 256 bytes";
+	*code = GRPC_STATUS_OK;
+	return NULL;
+}
+
+static struct ctl_node *node_new(const Hsp__V1__JoinRequest *r)
+{
+	struct ctl_node *n = calloc(1, sizeof(*n));
+	Hsp__V1__Node *pb = calloc(1, sizeof(*pb));
+	Hsp__V1__NodeCapacity *cap = calloc(1, sizeof(*cap));
+	if (n == NULL || pb == NULL || cap == NULL)
+		abort();
+	hsp__v1__node__init(pb);
+	hsp__v1__node_capacity__init(cap);
+	*cap = *r->capacity;
+	cap->base.unknown_fields = NULL;
+	cap->base.n_unknown_fields = 0;
+	pb->capacity = cap;
+	pb_set_str(&pb->name, r->node_name);
+	pb_set_str(&pb->address, r->address);
+	pb_set_str(&pb->agent_version, r->agent_version);
+	pb->state = HSP__V1__NODE_STATE__NODE_STATE_JOINING;
+	pb->joined_at = now_unix();
+	n->pb = pb;
+	return n;
+}
+
+static void node_join(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
+{
+	(void)ud;
+	const Hsp__V1__JoinRequest *r = (const void *)req;
+	grpc_status_code code;
+	const char *bad = check_join(r, &code);
+	Hsp__V1__StoredToken *t = NULL;
+	const char *why = NULL;
+	if (bad == NULL && join_token_check(r->token, &t, &why) < 0) {
+		bad = why;
+		code = GRPC_STATUS_UNAUTHENTICATED;
+	}
+	if (bad) {
+		hsp_rpc_call_finish(call, code, "%s", bad);
+		return;
+	}
+	if (node_find(r->node_name)) {
+		hsp_rpc_call_finish(call, GRPC_STATUS_ALREADY_EXISTS,
+				    "node `%s` is already a member; remove it first", r->node_name);
+		return;
+	}
+	cleanup_free char *csr = strndup((const char *)r->csr_pem.data, r->csr_pem.len);
+	cleanup_free char *cert = NULL;
+	hsp_error_t err = NULL;
+	int rc = csr ? hsp_pki_csr_sign(ctl->ca_cert, ctl->ca_key, csr, r->node_name, CERT_DAYS,
+					&cert, &err)
+		     : -ENOMEM;
+	if (rc < 0) {
+		hsp_rpc_call_finish(call,
+				    rc == -EPERM ? GRPC_STATUS_PERMISSION_DENIED
+						 : GRPC_STATUS_INVALID_ARGUMENT,
+				    "%s", err ? err->msg : "bad CSR");
+		hsp_error_release(&err);
+		return;
+	}
+	struct ctl_node *n = node_new(r);
+	t->token->used = true;
+	if (hsp_store_begin(ctl->store, &err) < 0 || token_save(t, &err) < 0 ||
+	    node_save(n, &err) < 0 || hsp_store_commit(ctl->store, &err) < 0) {
+		hsp_store_rollback(ctl->store);
+		t->token->used = false;
+		hsp_rpc_call_finish(call, GRPC_STATUS_INTERNAL, "%s", err->msg);
+		hsp_error_release(&err);
+		protobuf_c_message_free_unpacked(&n->pb->base, NULL);
+		free(n);
+		return;
+	}
+	ctl->nodes = reallocarray(ctl->nodes, ctl->n_nodes + 1, sizeof(*ctl->nodes));
+	if (ctl->nodes == NULL)
+		abort();
+	ctl->nodes[ctl->n_nodes++] = n;
+	event_emit("node.state", NULL, n->pb->name, NULL, "joining", "joined with token %s",
+		   t->token->id);
+	Hsp__V1__JoinResponse resp = HSP__V1__JOIN_RESPONSE__INIT;
+	resp.cert_pem.data = (uint8_t *)cert;
+	resp.cert_pem.len = strlen(cert);
+	resp.ca_pem.data = (uint8_t *)ctl->ca_cert;
+	resp.ca_pem.len = strlen(ctl->ca_cert);
+	resp.config = cluster_config();
+	int sr = hsp_rpc_call_send(call, &resp.base);
+	if (sr < 0)
+		fprintf(stderr, "hsp-controller: join of %s: answer not sent: %s\n", r->node_name,
+			strerror(-sr));
+}
+
+/* ------------------------------------------------------------ session */
+
+static struct ctl_node *session_node(hsp_rpc_call_t *call)
+{
+	const char *name = hsp_rpc_call_get_data(call);
+	struct ctl_node *n = name ? node_find(name) : NULL;
+	return n && n->session == call ? n : NULL;
+}
+
+static void session_open(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
+{
+	(void)req;
+	(void)ud;
+	const char *cn = hsp_rpc_call_peer_cn(call);
+	if (cn == NULL) {
+		hsp_rpc_call_finish(call, GRPC_STATUS_UNAUTHENTICATED,
+				    "no client certificate: a session needs the node certificate "
+				    "issued at join");
+		return;
+	}
+	struct ctl_node *n = node_find(cn);
+	if (n == NULL) {
+		hsp_rpc_call_finish(call, GRPC_STATUS_PERMISSION_DENIED,
+				    "node `%s` is not a member of this cluster (removed?)", cn);
+		return;
+	}
+	char *name = strdup(cn);
+	if (name == NULL)
+		abort();
+	hsp_rpc_call_set_data(call, name, free);
+	if (n->session) {
+		/* The agent restarted before we noticed its old connection
+		 * die: the new session wins. */
+		hsp_rpc_call_t *old = n->session;
+		n->session = NULL;
+		hsp_rpc_call_finish(old, GRPC_STATUS_ABORTED, "replaced by a newer session");
+		hsp_rpc_call_unref(old);
+		cmds_fail_all(n, GRPC_STATUS_UNAVAILABLE, "the node's agent reconnected");
+	}
+	n->session = hsp_rpc_call_ref(call);
+	n->last_seen_ms = hsp_rpc_now_ms();
+}
+
+static void take_templates(struct ctl_node *n, const Hsp__V1__Hello *h)
+{
+	for (size_t i = 0; i < n->n_templates; i++)
+		protobuf_c_message_free_unpacked(&n->templates[i]->base, NULL);
+	free(n->templates);
+	n->templates = calloc(h->n_templates + 1, sizeof(*n->templates));
+	if (n->templates == NULL)
+		abort();
+	for (size_t i = 0; i < h->n_templates; i++)
+		n->templates[i] = (Hsp__V1__Template *)pb_clone(&h->templates[i]->base);
+	n->n_templates = h->n_templates;
+}
+
+static void take_capacity(struct ctl_node *n, const Hsp__V1__NodeCapacity *c)
+{
+	if (c == NULL)
+		return;
+	if (n->pb->capacity == NULL) {
+		n->pb->capacity = calloc(1, sizeof(*n->pb->capacity));
+		if (n->pb->capacity == NULL)
+			abort();
+		hsp__v1__node_capacity__init(n->pb->capacity);
+	}
+	n->pb->capacity->cpus = c->cpus;
+	n->pb->capacity->memory_bytes = c->memory_bytes;
+	n->pb->capacity->disk_bytes = c->disk_bytes;
+}
+
+/* A node's report of one VE: the truth about its state, unless an
+ * operation on it is changing that state right now. */
+static void take_ve_status(struct ctl_node *n, const Hsp__V1__VeStatus *st)
+{
+	Hsp__V1__Ve *ve = ve_find(st->name);
+	if (ve == NULL || strcmp(ve->node, n->pb->name) != 0)
+		return;
+	ve_set_usage(ve, st->usage);
+	if (*ve->operation || st->state == ve->state ||
+	    st->state == HSP__V1__VE_STATE__VE_STATE_UNSPECIFIED)
+		return;
+	ve->state = st->state;
+	pb_set_str(&ve->message, "");
+	ve_save(ve, NULL);
+	event_emit("ve.state", ve->name, n->pb->name, NULL, ve_state_str(st->state),
+		   "reported by its node");
+}
+
+static bool reported(const Hsp__V1__Hello *h, const char *name)
+{
+	for (size_t i = 0; i < h->n_ves; i++)
+		if (strcmp(h->ves[i]->name, name) == 0)
+			return true;
+	return false;
+}
+
+/* VEs the model places on this node that the node does not have: their
+ * create never reached it (a restart cut it short).  They are marked,
+ * not dropped, so an operator sees them and destroys them. */
+static void mark_missing(struct ctl_node *n, const Hsp__V1__Hello *h)
+{
+	for (size_t i = 0; i < ctl->n_ves; i++) {
+		Hsp__V1__Ve *ve = ctl->ves[i];
+		if (strcmp(ve->node, n->pb->name) != 0 || *ve->operation || reported(h, ve->name))
+			continue;
+		ve->state = HSP__V1__VE_STATE__VE_STATE_FAILED;
+		pb_set_str(&ve->message, "its node does not have it");
+		ve_save(ve, NULL);
+		event_emit("ve.state", ve->name, n->pb->name, NULL, "failed",
+			   "its node does not have it");
+	}
+}
+
+static void send_welcome(struct ctl_node *n)
+{
+	cleanup_free char **names = calloc(ctl->n_ves + 1, sizeof(*names));
+	size_t k = 0;
+	for (size_t i = 0; names && i < ctl->n_ves; i++)
+		if (strcmp(ctl->ves[i]->node, n->pb->name) == 0)
+			names[k++] = ctl->ves[i]->name;
+	Hsp__V1__Welcome w = HSP__V1__WELCOME__INIT;
+	w.config = cluster_config();
+	w.ves = names;
+	w.n_ves = k;
+	Hsp__V1__ControllerMessage m = HSP__V1__CONTROLLER_MESSAGE__INIT;
+	m.msg_case = HSP__V1__CONTROLLER_MESSAGE__MSG_WELCOME;
+	m.welcome = &w;
+	send_ctl_msg(n, &m);
+}
+
+static void on_hello(struct ctl_node *n, const Hsp__V1__Hello *h)
+{
+	take_capacity(n, h->capacity);
+	take_templates(n, h);
+	pb_set_str(&n->pb->agent_version, h->agent_version);
+	if (*h->address)
+		pb_set_str(&n->pb->address, h->address);
+	for (size_t i = 0; i < n->pb->n_capabilities; i++)
+		free(n->pb->capabilities[i]);
+	free(n->pb->capabilities);
+	n->pb->capabilities = calloc(h->n_capabilities + 1, sizeof(char *));
+	if (n->pb->capabilities == NULL)
+		abort();
+	for (size_t i = 0; i < h->n_capabilities; i++)
+		n->pb->capabilities[i] = pb_strdup(h->capabilities[i]);
+	n->pb->n_capabilities = h->n_capabilities;
+	free(n->boot_id);
+	n->boot_id = strdup(h->boot_id);
+	n->pb->connected = true;
+	n->pb->last_seen = now_unix();
+	for (size_t i = 0; i < h->n_ves; i++)
+		take_ve_status(n, h->ves[i]);
+	mark_missing(n, h);
+	node_save(n, NULL);
+	send_welcome(n);
+	event_emit("node.connected", NULL, n->pb->name, NULL, node_state_name(n->pb->state),
+		   "session open, %zu VEs reported", h->n_ves);
+	Hsp__V1__NodeState s = n->pb->state;
+	if (s == HSP__V1__NODE_STATE__NODE_STATE_JOINING ||
+	    s == HSP__V1__NODE_STATE__NODE_STATE_SUSPECT ||
+	    s == HSP__V1__NODE_STATE__NODE_STATE_DEAD)
+		node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_READY, "session open");
+}
+
+static void on_heartbeat(struct ctl_node *n, const Hsp__V1__Heartbeat *hb)
+{
+	n->pb->load1 = hb->load1;
+	n->pb->memory_used_bytes = hb->memory_used_bytes;
+	n->pb->last_seen = now_unix();
+	for (size_t i = 0; i < hb->n_ves; i++)
+		take_ve_status(n, hb->ves[i]);
+	if (n->pb->state == HSP__V1__NODE_STATE__NODE_STATE_SUSPECT)
+		node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_READY, "heartbeats resumed");
+}
+
+static void session_message(hsp_rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
+{
+	(void)ud;
+	struct ctl_node *n = session_node(call);
+	if (n == NULL)
+		return;
+	const Hsp__V1__AgentMessage *m = (const void *)msg;
+	n->last_seen_ms = hsp_rpc_now_ms();
+	switch (m->msg_case) {
+	case HSP__V1__AGENT_MESSAGE__MSG_HELLO:
+		on_hello(n, m->hello);
+		break;
+	case HSP__V1__AGENT_MESSAGE__MSG_HEARTBEAT:
+		on_heartbeat(n, m->heartbeat);
+		break;
+	case HSP__V1__AGENT_MESSAGE__MSG_RESULT: {
+		struct ctl_cmd *c = cmd_take(n, m->result->id, true);
+		if (c) {
+			c->done(c->ud, m->result);
+			free(c);
+		}
+		break;
+	}
+	case HSP__V1__AGENT_MESSAGE__MSG_EXEC: {
+		struct ctl_cmd *c = cmd_take(n, m->exec->id, false);
+		if (c && c->exec && m->exec->output)
+			c->exec(c->ud, m->exec->output);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void session_done(hsp_rpc_call_t *call, bool cancelled, void *ud)
+{
+	(void)cancelled;
+	(void)ud;
+	struct ctl_node *n = session_node(call);
+	if (n == NULL)
+		return;
+	n->session = NULL;
+	n->pb->connected = false;
+	hsp_rpc_call_unref(call);
+	cmds_fail_all(n, GRPC_STATUS_UNAVAILABLE, "the node's session ended");
+	event_emit("node.disconnected", NULL, n->pb->name, NULL, node_state_name(n->pb->state),
+		   "session closed");
+}
+
+/* ------------------------------------------------------------ liveness */
+
+static void mark_ves_unknown(struct ctl_node *n)
+{
+	for (size_t i = 0; i < ctl->n_ves; i++) {
+		Hsp__V1__Ve *ve = ctl->ves[i];
+		if (strcmp(ve->node, n->pb->name) != 0 ||
+		    ve->state == HSP__V1__VE_STATE__VE_STATE_UNKNOWN)
+			continue;
+		ve->state = HSP__V1__VE_STATE__VE_STATE_UNKNOWN;
+		ve_save(ve, NULL);
+		event_emit("ve.state", ve->name, n->pb->name, NULL, "unknown", "its node is dead");
+	}
+}
+
+static void check_node(struct ctl_node *n, int64_t now)
+{
+	cmds_expire(n, now);
+	Hsp__V1__NodeState s = n->pb->state;
+	if (s != HSP__V1__NODE_STATE__NODE_STATE_READY &&
+	    s != HSP__V1__NODE_STATE__NODE_STATE_SUSPECT &&
+	    s != HSP__V1__NODE_STATE__NODE_STATE_DRAINING)
+		return;
+	if (n->last_seen_ms == 0)
+		n->last_seen_ms = now; /* controller start: a grace period */
+	int64_t quiet = now - n->last_seen_ms;
+	if (quiet > (int64_t)ctl->o.dead_ms) {
+		node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_DEAD, "no heartbeat");
+		mark_ves_unknown(n);
+	} else if (quiet > (int64_t)ctl->o.suspect_ms &&
+		   s == HSP__V1__NODE_STATE__NODE_STATE_READY) {
+		node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_SUSPECT, "missed heartbeats");
+	}
+}
+
+void nodes_tick(void *arg)
+{
+	(void)arg;
+	int64_t now = hsp_rpc_now_ms();
+	for (size_t i = 0; i < ctl->n_nodes; i++)
+		check_node(ctl->nodes[i], now);
+	static int64_t last_expire;
+	if (now - last_expire > 60000) {
+		op_expire();
+		last_expire = now;
+	}
+	hsp_rpc_timer_add(ctl->loop, 250, nodes_tick, NULL);
+}
+
+/* Used by Nodes.Remove: a removed node's certificate stops working. */
+void node_disconnect(struct ctl_node *n, const char *why)
+{
+	if (n->session == NULL)
+		return;
+	hsp_rpc_call_t *s = n->session;
+	n->session = NULL;
+	n->pb->connected = false;
+	hsp_rpc_call_finish(s, GRPC_STATUS_PERMISSION_DENIED, "%s", why);
+	hsp_rpc_call_unref(s);
+	cmds_fail_all(n, GRPC_STATUS_UNAVAILABLE, why);
+}
+
+void node_destroy(struct ctl_node *n)
+{
+	for (size_t i = 0; i < n->n_templates; i++)
+		protobuf_c_message_free_unpacked(&n->templates[i]->base, NULL);
+	free(n->templates);
+	free(n->boot_id);
+	protobuf_c_message_free_unpacked(&n->pb->base, NULL);
+	free(n);
+}
+
+const char *node_state_str(Hsp__V1__NodeState s)
+{
+	return node_state_name(s);
+}
+
+void node_set_state_pub(struct ctl_node *n, Hsp__V1__NodeState s, const char *why)
+{
+	node_set_state(n, s, why);
+}
+
+const struct hsp_rpc_method ctl_node_methods[] = {
+    {"/hsp.v1.NodeAgent/Join", HSP_RPC_UNARY, &hsp__v1__join_request__descriptor,
+     &hsp__v1__join_response__descriptor, node_join, NULL, NULL, 30000},
+    {"/hsp.v1.NodeAgent/Session", HSP_RPC_BIDI_STREAM, &hsp__v1__agent_message__descriptor,
+     &hsp__v1__controller_message__descriptor, session_open, session_message, session_done, 0},
+};
+const size_t ctl_n_node_methods = sizeof(ctl_node_methods) / sizeof(ctl_node_methods[0]);
