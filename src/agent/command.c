@@ -1,0 +1,545 @@
+/* The controller's commands.  Each runs in its own worker thread, which
+ * spawns hsp-runtime and blocks on it; the loop thread only dispatches
+ * and, when the worker posts its result, sends it.  A worker sees a deep
+ * copy of its command and of the config bits it needs, never the loop's
+ * state. */
+#define _GNU_SOURCE
+#include "agent.h"
+#include "utils.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_JOBS 256
+#define VERB_TIMEOUT_MS (10 * 60 * 1000)
+#define SSHD_WAIT_MS 30000
+#define SSHD_POLL_MS 50
+
+struct running {
+	uint64_t id;
+	struct running *next;
+};
+
+struct jobs {
+	struct running *head;
+	unsigned n;
+};
+
+struct job {
+	struct agent *a;
+	Hsp__V1__Command *cmd;
+	/* CREATE on shared storage: where, and how to make sure it is there. */
+	Hsp__V1__StorageConfig *storage;
+};
+
+void jobs_init(struct agent *a)
+{
+	a->jobs = calloc(1, sizeof(*a->jobs));
+	if (a->jobs == NULL)
+		abort();
+}
+
+unsigned jobs_running(const struct agent *a)
+{
+	return a->jobs->n;
+}
+
+static bool jobs_has(struct jobs *j, uint64_t id)
+{
+	for (struct running *r = j->head; r; r = r->next)
+		if (r->id == id)
+			return true;
+	return false;
+}
+
+static void jobs_add(struct jobs *j, uint64_t id)
+{
+	struct running *r = malloc(sizeof(*r));
+	if (r == NULL)
+		abort();
+	*r = (struct running){.id = id, .next = j->head};
+	j->head = r;
+	j->n++;
+}
+
+static void jobs_remove(struct jobs *j, uint64_t id)
+{
+	for (struct running **p = &j->head; *p; p = &(*p)->next) {
+		if ((*p)->id != id)
+			continue;
+		struct running *r = *p;
+		*p = r->next;
+		free(r);
+		j->n--;
+		return;
+	}
+}
+
+/* ------------------------------------------------------------ posting */
+
+struct posted {
+	struct agent *a;
+	Hsp__V1__AgentMessage *m;
+	bool done; /* the job's final result */
+	uint64_t id;
+};
+
+static void on_posted(void *arg)
+{
+	struct posted *p = arg;
+	struct agent *a = p->a;
+	if (p->done) {
+		jobs_remove(a->jobs, p->id);
+		const Hsp__V1__CommandResult *r = p->m->result;
+		if (r->code == 0)
+			agent_log("command %" PRIu64 ": done", r->id);
+		else
+			agent_log("command %" PRIu64 ": %s: %s", r->id, pb_code_name(r->code),
+				  r->message);
+	}
+	session_send(a, p->m);
+	if (p->done)
+		session_job_ended(a);
+	free(p);
+}
+
+static void post(struct agent *a, Hsp__V1__AgentMessage *m, bool done, uint64_t id)
+{
+	struct posted *p = malloc(sizeof(*p));
+	if (p == NULL)
+		abort();
+	*p = (struct posted){.a = a, .m = m, .done = done, .id = id};
+	/* The loop is gone only when the agent exits: nobody to tell. */
+	if (agent_post(a, on_posted, p) < 0) {
+		pb_free(m);
+		free(p);
+	}
+}
+
+void agent_post_message(struct agent *a, Hsp__V1__AgentMessage *m)
+{
+	post(a, m, false, 0);
+}
+
+/* ------------------------------------------------------------ helpers */
+
+Hsp__V1__VeStatus *command_ve_status(const struct agent_conf *c, const char *name)
+{
+	Hsp__V1__VeStatus *ve = NULL;
+	hsp_error_t err = NULL;
+	if (report_ve_state(c, name, &ve, NULL, &err) < 0)
+		hsp_error_release(&err);
+	return ve;
+}
+
+static Hsp__V1__AgentMessage *fail(uint64_t id, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static Hsp__V1__AgentMessage *fail(uint64_t id, int code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return pb_result_msg(id, code, msg);
+}
+
+static Hsp__V1__AgentMessage *from_error(uint64_t id, hsp_error_t *err)
+{
+	Hsp__V1__AgentMessage *m = pb_result_msg(id, errno_to_code((*err)->status), (*err)->msg);
+	hsp_error_release(err);
+	return m;
+}
+
+/* A hung runtime must not hold a worker forever; a long stop timeout
+ * (up to an hour) must not be cut short either. */
+static unsigned verb_timeout_ms(const Hsp__V1__Command *cmd)
+{
+	unsigned s = cmd->timeout_seconds > 3600 ? 3600 : cmd->timeout_seconds;
+	return VERB_TIMEOUT_MS > (s + 60) * 1000 ? VERB_TIMEOUT_MS : (s + 60) * 1000;
+}
+
+/* Runs `hsp-runtime args`; the result, without the VE's status. */
+static Hsp__V1__AgentMessage *run_verb(struct job *j, struct argv_buf *args)
+{
+	struct run_out r;
+	hsp_error_t err = NULL;
+	if (run_runtime(&j->a->c, args->v, verb_timeout_ms(j->cmd), &r, &err) < 0)
+		return from_error(j->cmd->id, &err);
+	cleanup_free char *msg = NULL;
+	int code = run_code(&r, &msg);
+	run_out_clear(&r);
+	return pb_result_msg(j->cmd->id, code, msg);
+}
+
+static void with_status(struct job *j, Hsp__V1__AgentMessage *m)
+{
+	m->result->ve = command_ve_status(&j->a->c, j->cmd->ve);
+}
+
+static void limit_args(struct argv_buf *b, const Hsp__V1__Limits *l)
+{
+	if (l == NULL)
+		return;
+	if (l->memory_bytes)
+		argv_addf(b, "--memory=%" PRIu64, l->memory_bytes);
+	if (l->swap_bytes)
+		argv_addf(b, "--swap=%" PRIu64, l->swap_bytes);
+	if (l->cpu_millis)
+		argv_addf(b, "--cpus=%u.%03u", l->cpu_millis / 1000, l->cpu_millis % 1000);
+	if (l->cpu_weight)
+		argv_addf(b, "--cpu-weight=%u", l->cpu_weight);
+	if (l->pids)
+		argv_addf(b, "--pids=%u", l->pids);
+	if (l->io_weight)
+		argv_addf(b, "--io-weight=%u", l->io_weight);
+	if (l->disk_bytes)
+		argv_addf(b, "--disk=%" PRIu64, l->disk_bytes);
+}
+
+/* ------------------------------------------------------------ CREATE */
+
+/* One key a line, so a key cannot smuggle in a second line. */
+static int write_keys(struct job *j, char **path, hsp_error_t *err)
+{
+	const Hsp__V1__VeSpec *s = j->cmd->spec;
+	cleanup_free char *all = NULL;
+	size_t len = 0;
+	for (size_t i = 0; i < s->n_ssh_keys; i++) {
+		const char *k = s->ssh_keys[i];
+		if (strpbrk(k, "\r\n") || *k == '\0')
+			return hsp_make_error(err, EINVAL, "ssh key %zu: not a single line", i + 1);
+		char *n = realloc(all, len + strlen(k) + 2);
+		if (n == NULL)
+			return hsp_make_errno(err, ENOMEM, "ssh keys");
+		all = n;
+		len += (size_t)sprintf(all + len, "%s\n", k);
+	}
+	return state_write_temp(j->a->c.state_dir, ".ssh-keys", all, len, path, err);
+}
+
+static void create_args(struct job *j, struct argv_buf *b, const char *keys)
+{
+	const Hsp__V1__VeSpec *s = j->cmd->spec;
+	argv_add(b, "create");
+	argv_add(b, j->cmd->ve);
+	argv_addf(b, "--template=%s", s->template_);
+	if (*s->hostname)
+		argv_addf(b, "--hostname=%s", s->hostname);
+	limit_args(b, s->limits);
+	if (*s->ip) {
+		argv_addf(b, "--ip=%s", s->ip);
+		if (*s->gateway)
+			argv_addf(b, "--gateway=%s", s->gateway);
+		if (*s->bridge)
+			argv_addf(b, "--bridge=%s", s->bridge);
+	}
+	if (keys)
+		argv_addf(b, "--ssh-key=%s", keys);
+	if (j->storage)
+		argv_addf(b, "--pool=%s", j->storage->pool);
+}
+
+static Hsp__V1__AgentMessage *do_create(struct job *j)
+{
+	const Hsp__V1__VeSpec *s = j->cmd->spec;
+	hsp_error_t err = NULL;
+	if (s == NULL || *s->template_ == '\0')
+		return fail(j->cmd->id, GRPC_STATUS_INVALID_ARGUMENT, "create: no template given");
+	if (j->storage && storage_ensure(&j->a->c, j->storage, &err) < 0)
+		return from_error(j->cmd->id, &err);
+	cleanup_free char *keys = NULL;
+	if (s->n_ssh_keys && write_keys(j, &keys, &err) < 0)
+		return from_error(j->cmd->id, &err);
+	struct argv_buf b = {0};
+	create_args(j, &b, keys);
+	Hsp__V1__AgentMessage *m = run_verb(j, &b);
+	argv_clear(&b);
+	if (keys)
+		unlink(keys);
+	return m;
+}
+
+/* ------------------------------------------------------------ START */
+
+/* One connect attempt, at most SSHD_POLL_MS. */
+static bool tcp_accepts(const struct addrinfo *ai)
+{
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	bool ok = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+	if (!ok && errno == EINPROGRESS) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		int soerr = 1;
+		socklen_t len = sizeof(soerr);
+		ok = poll(&p, 1, SSHD_POLL_MS) == 1 &&
+		     getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0;
+	}
+	close(fd);
+	return ok;
+}
+
+/* From the agent's own network namespace: the VE bridge is on this node. */
+static bool wait_port22(const char *ip)
+{
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *ai = NULL;
+	if (getaddrinfo(ip, "22", &hints, &ai) != 0)
+		return true; /* not an address we can probe: do not hold START */
+	int64_t until = hsp_rpc_now_ms() + SSHD_WAIT_MS;
+	bool ok = false;
+	while (!ok && hsp_rpc_now_ms() < until) {
+		int64_t slot = hsp_rpc_now_ms() + SSHD_POLL_MS;
+		ok = tcp_accepts(ai);
+		int64_t left = slot - hsp_rpc_now_ms();
+		if (!ok && left > 0) {
+			struct timespec ts = {0, left * 1000000L};
+			nanosleep(&ts, NULL);
+		}
+	}
+	freeaddrinfo(ai);
+	return ok;
+}
+
+static bool has_sshd(struct job *j)
+{
+	char *args[] = {"exec", j->cmd->ve, "--", "test", "-x", "/usr/sbin/sshd", NULL};
+	struct run_out r;
+	hsp_error_t err = NULL;
+	if (run_runtime(&j->a->c, args, 30000, &r, &err) < 0) {
+		hsp_error_release(&err);
+		return false;
+	}
+	bool yes =
+	    r.err_no == 0 && !r.timed_out && WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0;
+	run_out_clear(&r);
+	return yes;
+}
+
+/* Started means "sshd accepts" when the VE has an address and an sshd,
+ * so the controller can finish `create --wait` on it. */
+static Hsp__V1__AgentMessage *do_start(struct job *j, struct argv_buf *args)
+{
+	Hsp__V1__AgentMessage *m = run_verb(j, args);
+	if (m->result->code != GRPC_STATUS_OK)
+		return m;
+	Hsp__V1__VeStatus *ve = NULL;
+	cleanup_free char *ip = NULL;
+	hsp_error_t err = NULL;
+	if (report_ve_state(&j->a->c, j->cmd->ve, &ve, &ip, &err) < 0)
+		hsp_error_release(&err);
+	pb_free(ve);
+	if (ip && has_sshd(j) && !wait_port22(ip)) {
+		pb_free(m);
+		m = fail(j->cmd->id, GRPC_STATUS_DEADLINE_EXCEEDED,
+			 "sshd did not accept within 30 s");
+	}
+	return m;
+}
+
+/* ------------------------------------------------------------ snapshots */
+
+static Hsp__V1__AgentMessage *do_snapshot_list(struct job *j, struct argv_buf *args)
+{
+	struct run_out r;
+	hsp_error_t err = NULL;
+	if (run_runtime(&j->a->c, args->v, VERB_TIMEOUT_MS, &r, &err) < 0)
+		return from_error(j->cmd->id, &err);
+	cleanup_free char *msg = NULL;
+	json_object *a = NULL;
+	int code = run_code(&r, &msg);
+	if (code == GRPC_STATUS_OK && report_parse_json(&r, &a, &err) < 0) {
+		run_out_clear(&r);
+		return from_error(j->cmd->id, &err);
+	}
+	run_out_clear(&r);
+	Hsp__V1__AgentMessage *m = pb_result_msg(j->cmd->id, code, msg);
+	Hsp__V1__CommandResult *res = m->result;
+	size_t n = json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+	if (n && (res->snapshots = calloc(n, sizeof(*res->snapshots))) == NULL)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = json_object_array_get_idx(a, i), *v;
+		Hsp__V1__Snapshot *s = calloc(1, sizeof(*s));
+		if (s == NULL)
+			abort();
+		hsp__v1__snapshot__init(s);
+		if (json_object_object_get_ex(o, "name", &v))
+			s->name = pb_str(json_object_get_string(v));
+		if (json_object_object_get_ex(o, "created", &v))
+			s->created_at = json_object_get_int64(v);
+		res->snapshots[res->n_snapshots++] = s;
+	}
+	json_object_put(a);
+	return m;
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+static const char *kind_name(Hsp__V1__CommandKind k)
+{
+	const ProtobufCEnumValue *v =
+	    protobuf_c_enum_descriptor_get_value(&hsp__v1__command_kind__descriptor, (int)k);
+	return v ? v->name + strlen("COMMAND_KIND_") : "(unknown kind)";
+}
+
+/* Names become arguments: one starting with '-' would be an option. */
+static Hsp__V1__AgentMessage *check_names(const Hsp__V1__Command *cmd)
+{
+	hsp_error_t err = NULL;
+	bool snap = cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_CREATE ||
+		    cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_RESTORE ||
+		    cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_DELETE;
+	if (hsp_validate_name(cmd->ve, "VE", &err) < 0 ||
+	    (snap && hsp_validate_name(cmd->snapshot, "snapshot", &err) < 0))
+		return from_error(cmd->id, &err);
+	return NULL;
+}
+
+/* The verb's arguments for the kinds that are one runtime call. */
+static bool simple_args(const Hsp__V1__Command *cmd, struct argv_buf *b)
+{
+	static const char *const snap_verb[] = {
+	    [HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_CREATE] = "create",
+	    [HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_RESTORE] = "restore",
+	    [HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_DELETE] = "delete",
+	    [HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_LIST] = "list",
+	};
+	unsigned timeout = cmd->timeout_seconds ? cmd->timeout_seconds : 10;
+	switch (cmd->kind) {
+	case HSP__V1__COMMAND_KIND__COMMAND_KIND_START:
+	case HSP__V1__COMMAND_KIND__COMMAND_KIND_KILL:
+		argv_add(b,
+			 cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_START ? "start" : "kill");
+		argv_add(b, cmd->ve);
+		return true;
+	case HSP__V1__COMMAND_KIND__COMMAND_KIND_STOP:
+	case HSP__V1__COMMAND_KIND__COMMAND_KIND_RESTART:
+		argv_add(b, cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_STOP ? "stop"
+										  : "restart");
+		argv_add(b, cmd->ve);
+		argv_addf(b, "--timeout=%u", timeout);
+		return true;
+	case HSP__V1__COMMAND_KIND__COMMAND_KIND_DESTROY:
+		argv_add(b, "destroy");
+		argv_add(b, cmd->ve);
+		argv_add(b, "--force");
+		return true;
+	case HSP__V1__COMMAND_KIND__COMMAND_KIND_SET_LIMITS:
+		argv_add(b, "set");
+		argv_add(b, cmd->ve);
+		limit_args(b, cmd->limits);
+		return true;
+	case HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_CREATE:
+	case HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_RESTORE:
+	case HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_DELETE:
+	case HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_LIST:
+		argv_add(b, "snapshot");
+		argv_add(b, snap_verb[cmd->kind]);
+		argv_add(b, cmd->ve);
+		argv_add(b, cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_LIST
+				? "--json"
+				: cmd->snapshot);
+		return true;
+	default:
+		return false;
+	}
+}
+
+static Hsp__V1__AgentMessage *run_job(struct job *j)
+{
+	const Hsp__V1__Command *cmd = j->cmd;
+	if (cmd->kind < HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE ||
+	    cmd->kind > HSP__V1__COMMAND_KIND__COMMAND_KIND_KILL)
+		return fail(cmd->id, GRPC_STATUS_UNIMPLEMENTED, "unknown command kind %d",
+			    (int)cmd->kind);
+	Hsp__V1__AgentMessage *m = check_names(cmd);
+	if (m)
+		return m;
+	if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_EXEC)
+		return exec_command(j->a, cmd);
+	if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_SET_LIMITS &&
+	    (cmd->limits == NULL || protobuf_c_message_get_packed_size(&cmd->limits->base) == 0))
+		return fail(cmd->id, GRPC_STATUS_INVALID_ARGUMENT, "set limits: no limit given");
+	struct argv_buf b = {0};
+	if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE)
+		m = do_create(j);
+	else if (!simple_args(cmd, &b))
+		abort(); /* every kind in range is handled above or there */
+	else if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_START)
+		m = do_start(j, &b);
+	else if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_LIST)
+		m = do_snapshot_list(j, &b);
+	else
+		m = run_verb(j, &b);
+	/* A destroyed VE has no status; a failed destroy still has one. */
+	if (cmd->kind != HSP__V1__COMMAND_KIND__COMMAND_KIND_DESTROY ||
+	    m->result->code != GRPC_STATUS_OK)
+		with_status(j, m);
+	argv_clear(&b);
+	return m;
+}
+
+static void *job_thread(void *arg)
+{
+	struct job *j = arg;
+	uint64_t id = j->cmd->id;
+	Hsp__V1__AgentMessage *m = run_job(j);
+	post(j->a, m, true, id);
+	pb_free(j->cmd);
+	pb_free(j->storage);
+	free(j);
+	return NULL;
+}
+
+/* Answers at once, without a worker. */
+static void reply_now(struct agent *a, uint64_t id, int code, const char *msg)
+{
+	agent_log("command %" PRIu64 ": %s: %s", id, pb_code_name(code), msg);
+	session_send(a, pb_result_msg(id, code, msg));
+}
+
+void command_dispatch(struct agent *a, const Hsp__V1__Command *cmd)
+{
+	const char *ve = *cmd->ve || cmd->spec == NULL ? cmd->ve : cmd->spec->name;
+	agent_log("command %" PRIu64 ": %s %s", cmd->id, kind_name(cmd->kind), ve);
+	if (a->stopping)
+		return reply_now(a, cmd->id, GRPC_STATUS_UNAVAILABLE, "the agent is stopping");
+	/* A controller that re-sends after a reconnect gets the one result
+	 * when the first run ends. */
+	if (jobs_has(a->jobs, cmd->id))
+		return agent_log("command %" PRIu64 ": already running", cmd->id);
+	if (a->jobs->n >= MAX_JOBS)
+		return reply_now(a, cmd->id, GRPC_STATUS_RESOURCE_EXHAUSTED,
+				 "too many commands running on this node");
+	struct job *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		abort();
+	j->a = a;
+	j->cmd = pb_clone(&cmd->base);
+	/* CREATE may name its VE in the spec only. */
+	if (*j->cmd->ve == '\0' && j->cmd->spec && *j->cmd->spec->name)
+		j->cmd->ve = pb_str(j->cmd->spec->name);
+	if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE && storage_is_cephfs(a->config))
+		j->storage = pb_clone(&a->config->storage->base);
+	jobs_add(a->jobs, cmd->id);
+	if (agent_thread(job_thread, j) < 0) {
+		jobs_remove(a->jobs, cmd->id);
+		pb_free(j->cmd);
+		pb_free(j->storage);
+		free(j);
+		reply_now(a, cmd->id, GRPC_STATUS_INTERNAL, "cannot start a worker thread");
+	}
+}

@@ -1,0 +1,136 @@
+/* EXEC: `hsp-runtime exec NAME -- argv...`, its output streamed to the
+ * controller as it comes (ExecChunk, in order, each ≤ 32 KiB), then an
+ * "exited" chunk with the exit code, then the command's result.
+ *
+ * What is the runtime's and what is the command's: the runtime writes an
+ * errno to HSP_ERRNO_FD only when it fails itself.  Exit 125 without an
+ * errno is the command's own 125.  126/127 with an errno mean the command
+ * could not be run inside the VE (not executable, not found): like
+ * `docker exec`, that is an exit status of the command, with the reason
+ * on its stderr.  Any other errno means exec did not start (e.g. the VE is
+ * not running): a failed result, no "exited" chunk. */
+#define _GNU_SOURCE
+#include "agent.h"
+#include "utils.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#define EXIT_KILLED 137 /* 128 + SIGKILL */
+/* Seconds; more would overflow the milliseconds. */
+#define EXEC_TIMEOUT_MAX (7 * 24 * 3600u)
+
+struct exec_ctx {
+	struct agent *a;
+	uint64_t id;
+};
+
+static Hsp__V1__AgentMessage *chunk_msg(uint64_t id, int stream, const void *data, size_t len)
+{
+	Hsp__V1__AgentMessage *m = calloc(1, sizeof(*m));
+	Hsp__V1__ExecChunk *c = calloc(1, sizeof(*c));
+	Hsp__V1__ExecOutput *o = calloc(1, sizeof(*o));
+	if (m == NULL || c == NULL || o == NULL)
+		abort();
+	hsp__v1__agent_message__init(m);
+	hsp__v1__exec_chunk__init(c);
+	hsp__v1__exec_output__init(o);
+	o->stream = stream == RUN_STDERR ? HSP__V1__EXEC_OUTPUT__STREAM__STREAM_STDERR
+					 : HSP__V1__EXEC_OUTPUT__STREAM__STREAM_STDOUT;
+	if (len) {
+		o->data.data = malloc(len);
+		if (o->data.data == NULL)
+			abort();
+		memcpy(o->data.data, data, len);
+		o->data.len = len;
+	}
+	c->id = id;
+	c->output = o;
+	m->msg_case = HSP__V1__AGENT_MESSAGE__MSG_EXEC;
+	m->exec = c;
+	return m;
+}
+
+static void on_output(void *ud, int stream, const char *data, size_t len)
+{
+	struct exec_ctx *x = ud;
+	agent_post_message(x->a, chunk_msg(x->id, stream, data, len));
+}
+
+static void post_exited(struct exec_ctx *x, int code)
+{
+	Hsp__V1__AgentMessage *m = chunk_msg(x->id, RUN_STDOUT, NULL, 0);
+	m->exec->output->stream = HSP__V1__EXEC_OUTPUT__STREAM__STREAM_UNSPECIFIED;
+	m->exec->output->exited = true;
+	m->exec->output->exit_code = code;
+	agent_post_message(x->a, m);
+}
+
+static int exit_code(int status)
+{
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+static Hsp__V1__AgentMessage *outcome(struct exec_ctx *x, const Hsp__V1__Command *cmd,
+				      const struct run_out *r)
+{
+	int code = exit_code(r->status);
+	if (r->timed_out) {
+		post_exited(x, EXIT_KILLED);
+		return pb_result_msg(cmd->id, GRPC_STATUS_DEADLINE_EXCEEDED,
+				     "exec: killed after its timeout");
+	}
+	if (r->err_no > 0 && code != 0 && code != 126 && code != 127) {
+		cleanup_free char *msg = NULL;
+		int rc = run_code(r, &msg);
+		return pb_result_msg(cmd->id, rc, msg);
+	}
+	if (r->err_no > 0 && code != 0) {
+		cleanup_free char *msg = run_message(r);
+		cleanup_free char *line = hsp_strdup_printf("%s\n", msg ? msg : "cannot run");
+		on_output(x, RUN_STDERR, line, strlen(line));
+	}
+	post_exited(x, code);
+	return pb_result_msg(cmd->id, GRPC_STATUS_OK, "");
+}
+
+Hsp__V1__AgentMessage *exec_command(struct agent *a, const Hsp__V1__Command *cmd)
+{
+	if (cmd->n_argv == 0 || *cmd->argv[0] == '\0')
+		return pb_result_msg(cmd->id, GRPC_STATUS_INVALID_ARGUMENT, "exec: no command");
+	struct exec_ctx x = {.a = a, .id = cmd->id};
+	struct argv_buf b = {0};
+	argv_runtime(&b, &a->c);
+	argv_add(&b, "exec");
+	argv_add(&b, cmd->ve);
+	argv_add(&b, "--");
+	for (size_t i = 0; i < cmd->n_argv; i++)
+		argv_add(&b, cmd->argv[i]);
+	struct run_spec spec = {
+	    .argv = b.v,
+	    .envp = a->c.child_env,
+	    .in = cmd->stdin.data,
+	    .in_len = cmd->stdin.len,
+	    .timeout_ms = (cmd->timeout_seconds < EXEC_TIMEOUT_MAX ? cmd->timeout_seconds
+								   : EXEC_TIMEOUT_MAX) *
+			  1000u,
+	    .on_output = on_output,
+	    .ud = &x,
+	};
+	struct run_out r;
+	hsp_error_t err = NULL;
+	Hsp__V1__AgentMessage *m;
+	if (run_program(&spec, &r, &err) < 0) {
+		m = pb_result_msg(cmd->id, GRPC_STATUS_INTERNAL, err->msg);
+		hsp_error_release(&err);
+	} else {
+		m = outcome(&x, cmd, &r);
+		run_out_clear(&r);
+	}
+	argv_clear(&b);
+	return m;
+}
