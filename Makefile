@@ -7,7 +7,7 @@ HSP_ROOT    ?= /var/lib/hsp
 HSP_RUN_DIR ?= /run/hsp
 JOBS        ?= $(shell nproc)
 
-.PHONY: all deps build build-asan run check unit unit-asan integration integration-asan integration-cephfs ceph-test vm-test bench format clean
+.PHONY: all deps build build-asan run check unit unit-asan integration integration-asan integration-cephfs ceph-test vm-test cluster-test cluster-test-asan interop-deps bench format clean
 
 all: build
 
@@ -55,7 +55,20 @@ ceph-test: deps
 vm-test: build
 	@HSP_BUILD=$(CURDIR)/$(BUILD) bash test/vm/run.sh
 
-check: unit unit-asan integration integration-asan integration-cephfs ceph-test vm-test
+# The independent gRPC client the interop tests use (grpc-js, from npm).
+interop-deps: deps
+	@cd test/interop && { [ -d node_modules/@grpc/grpc-js ] || npm ci --no-audit --no-fund --loglevel=error; }
+
+# The control plane: controller + agents of a simulated cluster
+# (test/sim-cluster), driven by hspctl and the grpc-js client; then again
+# with every daemon built with ASan+UBSan.
+cluster-test: build interop-deps
+	@HSP_BUILD=$(CURDIR)/$(BUILD) bash test/cluster/run.sh
+
+cluster-test-asan: build-asan interop-deps
+	@HSP_BUILD=$(CURDIR)/$(BUILD_ASAN) ASAN_OPTIONS=detect_leaks=1 bash test/cluster/run.sh
+
+check: unit unit-asan integration integration-asan integration-cephfs ceph-test cluster-test cluster-test-asan vm-test
 
 bench: build
 	@HSP=$(CURDIR)/$(BUILD)/src/runtime/hsp-runtime bash bench/run.sh

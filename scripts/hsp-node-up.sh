@@ -1,0 +1,90 @@
+#!/bin/bash
+# Turns this machine into an hsp node: installs what the agent needs (unless
+# --no-install), builds hsp from this tree, puts templates into the runtime
+# root, writes the agent's configuration and starts the agent, which joins
+# the cluster with the token and registers as ready.  Re-running it restarts
+# the agent with the saved configuration (the token is needed only once).
+#
+#   scripts/hsp-node-up.sh --controller HOST:PORT --token JOIN_TOKEN [--name NODE]
+#       [--root DIR] [--run-dir DIR] [--state-dir DIR] [--address IP]
+#       [--templates "busybox debian-12"] [--log FILE] [--no-install]
+#
+# test/sim-cluster starts its simulated nodes through this same script.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CONTROLLER="" TOKEN="" NAME=$(hostname -s | tr 'A-Z_' 'a-z-') ROOT=/var/lib/hsp RUN=/run/hsp
+STATE=/var/lib/hsp-agent ADDRESS="" TEMPLATES="" LOG="" INSTALL=yes
+
+die() {
+	echo "hsp-node-up: $*" >&2
+	exit 1
+}
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--controller) CONTROLLER=$2 && shift 2 ;;
+	--token) TOKEN=$2 && shift 2 ;;
+	--name) NAME=$2 && shift 2 ;;
+	--root) ROOT=$2 && shift 2 ;;
+	--run-dir) RUN=$2 && shift 2 ;;
+	--state-dir) STATE=$2 && shift 2 ;;
+	--address) ADDRESS=$2 && shift 2 ;;
+	--templates) TEMPLATES=$2 && shift 2 ;;
+	--log) LOG=$2 && shift 2 ;;
+	--no-install) INSTALL=no && shift ;;
+	-h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+	*) die "unknown option \`$1' (see --help)" ;;
+	esac
+done
+[ -n "$CONTROLLER" ] || [ -f "$STATE/agent.conf" ] || die "--controller is required"
+LOG=${LOG:-$STATE/agent.log}
+
+if [ "$INSTALL" = yes ]; then
+	sh "$REPO/scripts/install-deps.sh"
+	make -C "$REPO" build >/dev/null
+fi
+AGENT=${HSP_AGENT:-$REPO/build/src/agent/hsp-agent}
+RUNTIME=${HSP_RUNTIME:-$REPO/build/src/runtime/hsp-runtime}
+[ -x "$AGENT" ] || die "no agent at $AGENT (make build)"
+
+for t in $TEMPLATES; do
+	[ -f "$ROOT/templates/$t/rootfs.tar.zst" ] || sh "$REPO/images/build.sh" "$t" "$ROOT" >/dev/null
+done
+
+mkdir -p "$STATE"
+chmod 700 "$STATE"
+if [ -n "$CONTROLLER" ]; then
+	# What a restart of the agent needs, without the (spent) token.
+	cat >"$STATE/agent.conf" <<CONF
+CONTROLLER=$CONTROLLER
+NAME=$NAME
+ROOT=$ROOT
+RUN=$RUN
+ADDRESS=$ADDRESS
+CONF
+fi
+# shellcheck source=/dev/null
+. "$STATE/agent.conf"
+
+if [ -f "$STATE/agent.pid" ] && kill -0 "$(cat "$STATE/agent.pid")" 2>/dev/null; then
+	kill "$(cat "$STATE/agent.pid")"
+	for _ in $(seq 100); do kill -0 "$(cat "$STATE/agent.pid")" 2>/dev/null || break; sleep 0.05; done
+fi
+[ -f "$STATE/node.crt" ] || [ -n "$TOKEN" ] || die "not joined yet: --token is required"
+
+args=(--controller "$CONTROLLER" --name "$NAME" --state-dir "$STATE" --runtime "$RUNTIME"
+	--root "$ROOT" --run-dir "$RUN")
+[ -n "$ADDRESS" ] && args+=(--address "$ADDRESS")
+[ -n "$TOKEN" ] && [ ! -f "$STATE/node.crt" ] && args+=(--token "$TOKEN")
+"$AGENT" "${args[@]}" >>"$LOG" 2>&1 </dev/null &
+echo $! >"$STATE/agent.pid"
+
+# Joined once the certificate is saved; the agent then opens its session.
+for _ in $(seq 300); do
+	[ -f "$STATE/node.crt" ] && break
+	kill -0 "$(cat "$STATE/agent.pid")" 2>/dev/null || { tail -3 "$LOG" >&2; die "the agent exited (log: $LOG)"; }
+	sleep 0.1
+done
+[ -f "$STATE/node.crt" ] || die "the agent did not join within 30 s (log: $LOG)"
+echo "hsp-node-up: node $NAME joined $CONTROLLER; agent pid $(cat "$STATE/agent.pid"), log $LOG"

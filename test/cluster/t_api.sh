@@ -1,0 +1,116 @@
+# The public API through hspctl: nodes join and are ready, a VE goes through
+# its whole life on a node the controller picks, exec streams and returns
+# the command's status, events and metrics tell what happened.
+NODES=2
+
+test_nodes_ready() {
+	assert_eq 2 "$(ctl_json '["nodes"].__len__()' node list)"
+	for n in node1 node2; do
+		assert_eq NODE_STATE_READY "$(ctl_json '["state"]' node show $n)"
+		assert_eq True "$(ctl_json '["connected"]' node show $n)"
+		[ "$(ctl_json '["capacity"]["memoryBytes"]' node show $n)" -gt 0 ]
+	done
+	ctl node list | grep -q '^node1 '
+	ctl template list | grep busybox | grep -q node1
+	assert_eq 2 "$(ctl_json '["nodesReady"]' cluster info)"
+}
+
+test_ve_lifecycle() {
+	ctl ve create web --template busybox --memory 64M --cpus 0.5 --wait
+	assert_eq VE_STATE_RUNNING "$(ve_state web)"
+	local node
+	node=$(ctl_json '["node"]' ve show web)
+	# the node's own runtime agrees
+	node_runtime "$node" state web | grep -q 'status: *running'
+	assert_eq 67108864 "$(ctl_json '["limits"]["memoryBytes"]' ve show web)"
+	assert_eq 500 "$(ctl_json '["limits"]["cpuMillis"]' ve show web)"
+	ctl ve list | grep -q '^web '
+
+	ctl ve stop web --wait
+	assert_eq VE_STATE_STOPPED "$(ve_state web)"
+	node_runtime "$node" state web | grep -q 'status: *stopped'
+	ctl ve start web --wait
+	assert_eq VE_STATE_RUNNING "$(ve_state web)"
+	ctl ve restart web --wait
+	assert_eq VE_STATE_RUNNING "$(ve_state web)"
+
+	ctl ve set web --memory 128M
+	assert_eq 134217728 "$(ctl_json '["limits"]["memoryBytes"]' ve show web)"
+	node_runtime "$node" state web --json | grep -q '"memory": 134217728'
+
+	ctl ve destroy web --wait
+	assert_eq 15 "$(ctl_code ve show web)"
+	expect_fail node_runtime "$node" state web
+}
+
+test_exec_streams_and_exit_code() {
+	ctl ve create ex --template busybox --wait
+	out=$(ctl ve exec ex -- sh -c 'echo out; echo err >&2' 2>/tmp/ct-err.$$)
+	assert_eq out "$out"
+	assert_eq err "$(cat /tmp/ct-err.$$)"
+	rm -f /tmp/ct-err.$$
+	rc=0
+	ctl ve exec ex -- sh -c 'exit 42' || rc=$?
+	assert_eq 42 "$rc"
+	assert_eq piped "$(echo piped | ctl ve exec ex -- cat)"
+	assert_eq ex "$(ctl ve exec ex -- hostname)"
+	ctl ve destroy ex --wait
+}
+
+test_placement_spreads_and_respects_draining() {
+	ctl ve create p1 --template busybox --memory 64M --no-start --wait
+	ctl ve create p2 --template busybox --memory 64M --no-start --wait
+	# the second goes to the emptier node
+	[ "$(ctl_json '["node"]' ve show p1)" != "$(ctl_json '["node"]' ve show p2)" ]
+	# nothing lands on a draining node
+	ctl node drain node2 || true
+	assert_eq NODE_STATE_DRAINING "$(ctl_json '["state"]' node show node2)"
+	ctl ve create p3 --template busybox --no-start --wait
+	ctl ve create p4 --template busybox --no-start --wait
+	assert_eq node1 "$(ctl_json '["node"]' ve show p3)"
+	assert_eq node1 "$(ctl_json '["node"]' ve show p4)"
+	ctl node undrain node2
+	assert_eq NODE_STATE_READY "$(ctl_json '["state"]' node show node2)"
+	# an admin may choose the node; an unknown one is NOT_FOUND
+	assert_eq 15 "$(ctl_code ve create p5 --template busybox --node nosuch)"
+	for v in p1 p2 p3 p4; do ctl ve destroy $v --wait; done
+	# no room: RESOURCE_EXHAUSTED, nothing made
+	assert_eq 18 "$(ctl_code ve create huge --template busybox --memory 16T)"
+	assert_eq 15 "$(ctl_code ve show huge)"
+	# an unknown template: NOT_FOUND
+	assert_eq 15 "$(ctl_code ve create nt --template nosuch)"
+}
+
+test_events_and_operations() {
+	ctl -o json events --ve evt >/tmp/ct-ev.$$ &
+	local w=$!
+	sleep 0.3
+	op=$(ctl_json '["id"]' ve create evt --template busybox)
+	assert_eq OPERATION_STATE_DONE "$(ctl_json '["state"]' operation wait "$op" --timeout 60)"
+	ctl ve destroy evt --wait
+	sleep 0.3
+	kill $w
+	states=$(python3 -c 'import json,sys; print(" ".join(json.loads(l)["kind"] + ":" + json.loads(l)["state"] for l in open(sys.argv[1])))' /tmp/ct-ev.$$)
+	assert_match "ve.state:running" "$states"
+	assert_match "ve.state:destroyed" "$states"
+	rm -f /tmp/ct-ev.$$
+	# a finished operation's whole story replays for a late watcher
+	ctl operation show "$op" | grep -q done
+}
+
+test_ttl_destroys() {
+	ctl ve create short --template busybox --ttl 2s --wait
+	[ "$(ctl_json '["expiresAt"]' ve show short)" -gt 0 ]
+	wait_until 15 sh -c "! hspctl ve show short"
+}
+
+test_metrics() {
+	ctl ve create met --template busybox --wait
+	sleep 2.5 # a heartbeat with usage, then a render
+	m=$(in_ctl_ns curl -sf "$HSP_METRICS")
+	echo "$m" | grep -q '^hsp_nodes{state="ready"} 2$'
+	echo "$m" | grep -q '^hsp_ves{state="running"} 1$'
+	echo "$m" | grep -E '^hsp_ve_memory_bytes\{ve="met",node="node[12]",tenant=""\} [1-9]'
+	echo "$m" | grep -q 'hsp_api_request_duration_seconds_count{method="/hsp.v1.Ves/Create"}'
+	ctl ve destroy met --wait
+}

@@ -1,0 +1,101 @@
+# Who may do what: tokens, tenants, join tokens and node certificates.
+NODES=1
+
+test_no_or_bad_token_is_unauthenticated() {
+	assert_eq 26 "$(HSP_TOKEN= ctl_code ve list)"
+	assert_eq 26 "$(HSP_TOKEN=hspt.0123456789abcdef.00000000000000000000000000000000 ctl_code ve list)"
+	assert_eq 26 "$(HSP_TOKEN=garbage ctl_code cluster info)"
+	HSP_TOKEN= hspctl ve list 2>&1 | grep -q 'UNAUTHENTICATED'
+}
+
+test_tenants_see_only_their_own() {
+	ta=$(tenant_token alpha)
+	tb=$(tenant_token beta)
+	HSP_TOKEN=$ta ctl ve create a1 --template busybox --wait
+	assert_eq alpha "$(ctl_json '["tenant"]' ve show a1)"
+	# beta: a1 does not exist for it, whatever it tries
+	assert_eq 15 "$(HSP_TOKEN=$tb ctl_code ve show a1)"
+	assert_eq 15 "$(HSP_TOKEN=$tb ctl_code ve stop a1)"
+	assert_eq 15 "$(HSP_TOKEN=$tb ctl_code ve exec a1 -- true)"
+	assert_eq 15 "$(HSP_TOKEN=$tb ctl_code ve destroy a1)"
+	assert_eq 15 "$(HSP_TOKEN=$tb ctl_code ve set a1 --memory 64M)"
+	HSP_TOKEN=$tb hspctl ve show a1 2>&1 | grep -q "VE \`a1' not found\|VE .a1. not found"
+	assert_eq 0 "$(HSP_TOKEN=$tb ctl_json '["ves"].__len__()' ve list)"
+	# nor can it pose as alpha or pick nodes
+	assert_eq 17 "$(HSP_TOKEN=$tb ctl_code ve create b1 --template busybox --tenant alpha)"
+	assert_eq 17 "$(HSP_TOKEN=$tb ctl_code ve create b1 --template busybox --node node1)"
+	# tenants don't administer the cluster
+	assert_eq 17 "$(HSP_TOKEN=$tb ctl_code node list)"
+	assert_eq 17 "$(HSP_TOKEN=$tb ctl_code token create --kind admin)"
+	# alpha still runs a1, untouched
+	assert_eq VE_STATE_RUNNING "$(HSP_TOKEN=$ta ve_state a1)"
+	assert_eq mine "$(HSP_TOKEN=$ta ctl ve exec a1 -- echo mine)"
+	# the admin sees both tenants
+	assert_eq 1 "$(ctl_json '["ves"].__len__()' ve list --tenant alpha)"
+	# a revoked token stops working at once
+	id=$(HSP_TOKEN=$tb ctl_json '["whoami"]' cluster info)
+	assert_eq tenant:beta "$id"
+	tb_id=$(echo "$tb" | cut -d. -f2)
+	ctl token revoke "$tb_id"
+	assert_eq 26 "$(HSP_TOKEN=$tb ctl_code ve list)"
+	ctl ve destroy a1 --wait
+}
+
+test_tokens_are_stored_hashed() {
+	t=$(tenant_token gamma)
+	secret=$(echo "$t" | cut -d. -f3)
+	db=$HSP_SIM_DIR/controller/state/state.db
+	! grep -qa "$secret" "$db" "$db-wal" 2>/dev/null
+	ctl token list | grep -q gamma
+	! ctl -o json token list | grep -q "$secret"
+}
+
+test_join_token_single_use_and_expiry() {
+	jt=$(ctl_json '["secret"]' token create --kind join --ttl 10m)
+	# a join with a made-up node key but the right token succeeds once...
+	d=$(mktemp -d)
+	in_ctl_ns timeout 20 "$HSP_BUILD/src/agent/hsp-agent" --controller "${HSP_CONTROLLER}" \
+		--name extra --state-dir "$d/a" --token "$jt" --root "$d/r" --run-dir "$d/run" \
+		--runtime "$HSP_BUILD/src/runtime/hsp-runtime" --join-only
+	[ -f "$d/a/node.crt" ]
+	assert_eq NODE_STATE_JOINING "$(ctl_json '["state"]' node show extra)"
+	# ...and never again
+	rc=0
+	in_ctl_ns timeout 20 "$HSP_BUILD/src/agent/hsp-agent" --controller "${HSP_CONTROLLER}" \
+		--name extra2 --state-dir "$d/b" --token "$jt" --root "$d/r" --run-dir "$d/run" \
+		--runtime "$HSP_BUILD/src/runtime/hsp-runtime" --join-only 2>"$d/err" || rc=$?
+	[ "$rc" -ne 0 ]
+	grep -q "already used" "$d/err"
+	[ ! -f "$d/b/node.crt" ]
+	# an expired one is refused too
+	jt2=$(ctl_json '["secret"]' token create --kind join --ttl 1s)
+	sleep 2
+	rc=0
+	in_ctl_ns timeout 20 "$HSP_BUILD/src/agent/hsp-agent" --controller "${HSP_CONTROLLER}" \
+		--name extra3 --state-dir "$d/c" --token "$jt2" --root "$d/r" --run-dir "$d/run" \
+		--runtime "$HSP_BUILD/src/runtime/hsp-runtime" --join-only 2>"$d/err" || rc=$?
+	[ "$rc" -ne 0 ]
+	grep -q "expired" "$d/err"
+	assert_eq 15 "$(ctl_code node show extra3)"
+	ctl node remove extra
+	rm -rf "$d"
+}
+
+test_certificates_decide_identity() {
+	# node1's agent presents node1's certificate; a session is that node,
+	# whatever name its agent was started with.
+	st=$HSP_SIM_DIR/nodes/node1/agent
+	openssl x509 -in "$st/node.crt" -noout -subject | grep -q 'CN *= *node1'
+	# a certificate from another CA does not get through the handshake
+	d=$(mktemp -d)
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/k" \
+		-out "$d/c" -subj /CN=node1 -days 1 2>/dev/null
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/k2" \
+		-out "$d/csr" -subj /CN=node1 2>/dev/null
+	jt=$(ctl_json '["secret"]' token create --kind join)
+	rc=0
+	in_ctl_ns node "$REPO/test/interop/session.js" "$d/c" "$d/k" "$jt" "$d/csr" >"$d/out" 2>&1 || rc=$?
+	cat "$d/out"
+	[ "$rc" -eq 0 ]
+	rm -rf "$d"
+}
