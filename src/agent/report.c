@@ -170,6 +170,8 @@ Hsp__V1__VeStatus *report_ve_from_json(json_object *o)
 	v->name = pb_str(jstr(o, "name"));
 	v->state = ve_state(jstr(o, "status"));
 	v->restarts = (uint32_t)ju64(o, "restarts");
+	v->template_ = pb_str(jstr(o, "template"));
+	v->hostname = pb_str(jstr(o, "hostname"));
 	if (json_object_object_get_ex(o, "usage", &u)) {
 		v->usage = xcalloc(1, sizeof(*v->usage));
 		hsp__v1__ve_usage__init(v->usage);

@@ -407,6 +407,37 @@ static void take_ve_status(struct ctl_node *n, const Hsp__V1__VeStatus *st)
 		   "reported by its node");
 }
 
+/* A VE on the node that the controller never heard of (made before the
+ * node joined, or by hand with hsp-runtime): taken into the model as the
+ * admin's, so it is seen and managed, never silently ignored. */
+static void adopt(struct ctl_node *n, const Hsp__V1__VeStatus *st)
+{
+	if (!valid_name(st->name) || ve_find(st->name))
+		return;
+	Hsp__V1__Ve *ve = calloc(1, sizeof(*ve));
+	Hsp__V1__Limits *l = calloc(1, sizeof(*l));
+	if (ve == NULL || l == NULL)
+		abort();
+	hsp__v1__ve__init(ve);
+	hsp__v1__limits__init(l);
+	pb_set_str(&ve->name, st->name);
+	pb_set_str(&ve->node, n->pb->name);
+	pb_set_str(&ve->template_, st->template_);
+	pb_set_str(&ve->hostname, st->hostname);
+	pb_set_str(&ve->pool, "local");
+	ve->limits = l;
+	ve->state = st->state;
+	ve->created_at = now_unix();
+	ve_set_usage(ve, st->usage);
+	ve_save(ve, NULL);
+	ctl->ves = reallocarray(ctl->ves, ctl->n_ves + 1, sizeof(*ctl->ves));
+	if (ctl->ves == NULL)
+		abort();
+	ctl->ves[ctl->n_ves++] = ve;
+	event_emit("ve.state", ve->name, n->pb->name, NULL, ve_state_str(ve->state),
+		   "adopted: found on its node");
+}
+
 static bool reported(const Hsp__V1__Hello *h, const char *name)
 {
 	for (size_t i = 0; i < h->n_ves; i++)
@@ -469,8 +500,10 @@ static void on_hello(struct ctl_node *n, const Hsp__V1__Hello *h)
 	n->boot_id = strdup(h->boot_id);
 	n->pb->connected = true;
 	n->pb->last_seen = now_unix();
-	for (size_t i = 0; i < h->n_ves; i++)
+	for (size_t i = 0; i < h->n_ves; i++) {
 		take_ve_status(n, h->ves[i]);
+		adopt(n, h->ves[i]);
+	}
 	mark_missing(n, h);
 	node_save(n, NULL);
 	send_welcome(n);

@@ -48,3 +48,17 @@ test_controller_restart_keeps_state() {
 	assert_eq still "$(ctl ve exec cr -- echo still)"
 	ctl ve destroy cr --wait
 }
+
+test_unknown_ves_on_a_node_are_adopted() {
+	# made by hand on the node, behind the controller's back
+	node_runtime node2 create handmade --template busybox
+	node_runtime node2 start handmade
+	"$REPO/test/sim-cluster" --dir "$HSP_SIM_DIR" node restart-agent node2
+	wait_until 10 hspctl ve show handmade
+	assert_eq node2 "$(ctl_json '["node"]' ve show handmade)"
+	assert_eq busybox "$(ctl_json '["template"]' ve show handmade)"
+	wait_until 5 sh -c "hspctl -o json ve show handmade | grep -q VE_STATE_RUNNING"
+	assert_eq handmade "$(ctl ve exec handmade -- hostname)"
+	ctl ve destroy handmade --wait
+	expect_fail node_runtime node2 state handmade
+}
