@@ -23,7 +23,7 @@ build-asan: deps
 	@cmake --build $(BUILD_ASAN) -j $(JOBS) -- --no-print-directory
 
 run: build
-	@HSP=$(BUILD)/src/runtime/hsp-runtime HSP_ROOT=$(HSP_ROOT) HSP_RUN_DIR=$(HSP_RUN_DIR) \
+	@HSP_BUILD=$(CURDIR)/$(BUILD) HSP_ROOT=$(HSP_ROOT) HSP_RUN_DIR=$(HSP_RUN_DIR) \
 		sh scripts/run.sh
 
 unit: build
