@@ -7,7 +7,7 @@ HSP_ROOT    ?= /var/lib/hsp
 HSP_RUN_DIR ?= /run/hsp
 JOBS        ?= $(shell nproc)
 
-.PHONY: all deps build build-asan run check unit unit-asan integration integration-asan integration-cephfs ceph-test vm-test cluster-test cluster-test-asan interop-deps bench format clean
+.PHONY: all deps build build-asan run check unit unit-asan integration integration-asan integration-cephfs ceph-test vm-test cluster-test cluster-test-asan cluster-test-valgrind interop-deps bench format clean
 
 all: build
 
@@ -68,7 +68,12 @@ cluster-test: build interop-deps
 cluster-test-asan: build-asan interop-deps
 	@HSP_BUILD=$(CURDIR)/$(BUILD_ASAN) ASAN_OPTIONS=detect_leaks=1 bash test/cluster/run.sh
 
-check: unit unit-asan integration integration-asan integration-cephfs ceph-test cluster-test cluster-test-asan vm-test
+# ... and with the controller and agents under valgrind: any error or leak
+# it reports fails the suite (grpc's one-time globals suppressed).
+cluster-test-valgrind: build interop-deps
+	@HSP_BUILD=$(CURDIR)/$(BUILD) HSP_SIM_VALGRIND=1 bash test/cluster/run.sh
+
+check: unit unit-asan integration integration-asan integration-cephfs ceph-test cluster-test cluster-test-asan cluster-test-valgrind vm-test
 
 bench: build
 	@HSP=$(CURDIR)/$(BUILD)/src/runtime/hsp-runtime bash bench/run.sh

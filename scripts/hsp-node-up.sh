@@ -77,7 +77,9 @@ args=(--controller "$CONTROLLER" --name "$NAME" --state-dir "$STATE" --runtime "
 	--root "$ROOT" --run-dir "$RUN")
 [ -n "$ADDRESS" ] && args+=(--address "$ADDRESS")
 [ -n "$TOKEN" ] && [ ! -f "$STATE/node.crt" ] && args+=(--token "$TOKEN")
-"$AGENT" "${args[@]}" >>"$LOG" 2>&1 </dev/null &
+# HSP_AGENT_WRAP: a command the agent runs under (valgrind in the tests).
+# shellcheck disable=SC2086
+${HSP_AGENT_WRAP:-} "$AGENT" "${args[@]}" >>"$LOG" 2>&1 </dev/null &
 echo $! >"$STATE/agent.pid"
 
 # Joined once the certificate is saved; the agent then opens its session.

@@ -333,10 +333,12 @@ static int listen_all(hsp_error_t *err)
 	return 0;
 }
 
+/* The server's method table: it must outlive the server. */
+static struct hsp_rpc_method *all;
+
 static int start_server(hsp_error_t *err)
 {
 	size_t n = ctl_n_ve_methods + ctl_n_admin_methods + ctl_n_node_methods;
-	static struct hsp_rpc_method *all;
 	all = calloc(n, sizeof(*all));
 	if (all == NULL)
 		return hsp_make_errno(err, ENOMEM, "methods");
@@ -456,6 +458,7 @@ int main(int argc, char **argv)
 		ops_release_waiters();
 	}
 	hsp_rpc_loop_free(c.loop);
+	free(all);
 	model_free();
 	hsp_store_close(c.store);
 	if (c.o.socket && r == 0)
