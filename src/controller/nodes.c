@@ -69,7 +69,7 @@ void node_allocated(const struct ctl_node *n, uint64_t *mem, uint32_t *cpu_milli
 			continue;
 		const Hsp__V1__Limits *l = ve->limits;
 		*mem += l && l->memory_bytes ? l->memory_bytes : 512ULL << 20;
-		*cpu_millis += l && l->cpu_millis ? l->cpu_millis : 1000;
+		*cpu_millis += l ? l->cpu_millis : 0;
 		(*count)++;
 	}
 }

@@ -11,7 +11,6 @@
 #include "utils.h"
 
 #define DEFAULT_MEMORY (512ULL << 20) /* what placement assumes when unset */
-#define DEFAULT_CPU_MILLIS 1000
 #define MAX_TTL_S (366U * 24 * 3600)
 #define MAX_SSH_KEYS 32
 #define MAX_EXEC_ARGS 4096
@@ -353,8 +352,7 @@ static struct ctl_node *place(const Hsp__V1__CreateVeRequest *r, grpc_status_cod
 {
 	uint64_t mem =
 	    r->limits && r->limits->memory_bytes ? r->limits->memory_bytes : DEFAULT_MEMORY;
-	uint32_t cpu =
-	    r->limits && r->limits->cpu_millis ? r->limits->cpu_millis : DEFAULT_CPU_MILLIS;
+	uint32_t cpu = r->limits ? r->limits->cpu_millis : 0;
 	struct ctl_node *best = NULL;
 	uint64_t best_free = 0;
 	bool any_template = false, any_usable = false;
@@ -373,8 +371,9 @@ static struct ctl_node *place(const Hsp__V1__CreateVeRequest *r, grpc_status_cod
 		node_allocated(n, &used_mem, &used_cpu, &count);
 		uint64_t cap_mem = n->pb->capacity ? n->pb->capacity->memory_bytes : 0;
 		uint64_t cap_cpu = n->pb->capacity ? n->pb->capacity->cpus * 1000ULL : 0;
-		/* CPU may be overcommitted 4x (VEs rarely use all of it);
-		 * memory may not. */
+		/* CPU limits may be overcommitted 4x (VEs rarely use all
+		 * of theirs); a VE without one shares what is there.
+		 * Memory may not be overcommitted. */
 		if (used_mem + mem > cap_mem || used_cpu + cpu > 4 * cap_cpu)
 			continue;
 		if (best == NULL || cap_mem - used_mem > best_free) {

@@ -114,3 +114,13 @@ test_metrics() {
 	echo "$m" | grep -q 'hsp_api_request_duration_seconds_count{method="/hsp.v1.Ves/Create"}'
 	ctl ve destroy met --wait
 }
+
+test_many_ves_without_cpu_limits_fit() {
+	# a VE without a CPU limit takes no CPU share from placement: twelve
+	# fit on two 2-CPU nodes, and a VE asking for more CPU than 4x a node
+	# has does not
+	for i in $(seq 12); do ctl ve create "m$i" --template busybox --memory 32M --no-start --wait; done
+	assert_eq 12 "$(ctl_json '["ves"].__len__()' ve list)"
+	assert_eq 18 "$(ctl_code ve create toomuch --template busybox --cpus 64)"
+	for i in $(seq 12); do ctl ve destroy "m$i" --wait; done
+}
