@@ -76,7 +76,7 @@ cluster-test-valgrind: build interop-deps
 check: unit unit-asan integration integration-asan integration-cephfs ceph-test cluster-test cluster-test-asan cluster-test-valgrind vm-test
 
 bench: build
-	@HSP=$(CURDIR)/$(BUILD)/src/runtime/hsp-runtime bash bench/run.sh
+	@HSP=$(CURDIR)/$(BUILD)/src/runtime/hsp-runtime HSP_BUILD=$(CURDIR)/$(BUILD) bash bench/run.sh
 
 format:
 	@find src test -name '*.[ch]' | xargs clang-format -i
