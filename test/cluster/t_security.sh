@@ -99,3 +99,21 @@ test_certificates_decide_identity() {
 	[ "$rc" -eq 0 ]
 	rm -rf "$d"
 }
+
+test_tenant_events_are_its_own() {
+	ta=$(tenant_token epsilon)
+	HSP_TOKEN=$ta hspctl -o json events >/tmp/ct-tev.$$ 2>/dev/null &
+	w=$!
+	sleep 0.3
+	ctl ve create adminve --template busybox --no-start --wait
+	HSP_TOKEN=$ta ctl ve create mine --template busybox --no-start --wait
+	sleep 0.3
+	kill $w
+	ves=$(python3 -c 'import json,sys; print(" ".join(sorted({json.loads(l)["ve"] for l in open(sys.argv[1])})))' /tmp/ct-tev.$$)
+	assert_eq mine "$ves"
+	# node events are for admins
+	assert_eq 17 "$(HSP_TOKEN=$ta ctl_code events --node node1)"
+	rm -f /tmp/ct-tev.$$
+	ctl ve destroy adminve --wait
+	ctl ve destroy mine --wait
+}
