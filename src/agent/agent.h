@@ -120,6 +120,8 @@ struct run_spec {
 	 * run_out.out; stderr too until the runtime reported an errno. */
 	run_output_fn on_output;
 	void *ud;
+	/* Called with the child's pid (a process group leader) once it runs. */
+	void (*on_start)(void *ud, pid_t pid);
 };
 
 struct run_out {
@@ -231,5 +233,7 @@ Hsp__V1__VeStatus *command_ve_status(const struct agent_conf *c, const char *nam
 
 /* Worker: runs EXEC, posting output chunks; returns the result message. */
 Hsp__V1__AgentMessage *exec_command(struct agent *a, const Hsp__V1__Command *cmd);
+/* Kills the process group of a running EXEC; false when none runs. */
+bool exec_cancel(uint64_t id);
 
 #endif

@@ -517,6 +517,11 @@ void command_dispatch(struct agent *a, const Hsp__V1__Command *cmd)
 	agent_log("command %" PRIu64 ": %s %s", cmd->id, kind_name(cmd->kind), ve);
 	if (a->stopping)
 		return reply_now(a, cmd->id, GRPC_STATUS_UNAVAILABLE, "the agent is stopping");
+	if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CANCEL) {
+		bool found = exec_cancel(cmd->cancel_id);
+		return reply_now(a, cmd->id, found ? GRPC_STATUS_OK : GRPC_STATUS_NOT_FOUND,
+				 found ? "cancelled" : "no such command running");
+	}
 	/* A controller that re-sends after a reconnect gets the one result
 	 * when the first run ends. */
 	if (jobs_has(a->jobs, cmd->id))

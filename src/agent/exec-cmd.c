@@ -14,6 +14,8 @@
 #include "utils.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -25,7 +27,61 @@
 struct exec_ctx {
 	struct agent *a;
 	uint64_t id;
+	pid_t pid; /* 0 until it runs */
+	bool cancelled;
+	struct exec_ctx *next;
 };
+
+/* Running EXECs, so a CANCEL from the loop thread finds their process
+ * group; the workers add and remove themselves. */
+static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct exec_ctx *running;
+
+static void on_start(void *ud, pid_t pid)
+{
+	struct exec_ctx *x = ud;
+	pthread_mutex_lock(&running_lock);
+	x->pid = pid;
+	bool cancelled = x->cancelled;
+	pthread_mutex_unlock(&running_lock);
+	if (cancelled)
+		kill(-pid, SIGKILL);
+}
+
+static void running_add(struct exec_ctx *x)
+{
+	pthread_mutex_lock(&running_lock);
+	x->next = running;
+	running = x;
+	pthread_mutex_unlock(&running_lock);
+}
+
+static void running_remove(struct exec_ctx *x)
+{
+	pthread_mutex_lock(&running_lock);
+	for (struct exec_ctx **p = &running; *p; p = &(*p)->next)
+		if (*p == x) {
+			*p = x->next;
+			break;
+		}
+	pthread_mutex_unlock(&running_lock);
+}
+
+bool exec_cancel(uint64_t id)
+{
+	bool found = false;
+	pthread_mutex_lock(&running_lock);
+	for (struct exec_ctx *x = running; x; x = x->next) {
+		if (x->id != id)
+			continue;
+		found = true;
+		x->cancelled = true;
+		if (x->pid > 0)
+			kill(-x->pid, SIGKILL);
+	}
+	pthread_mutex_unlock(&running_lock);
+	return found;
+}
 
 static Hsp__V1__AgentMessage *chunk_msg(uint64_t id, int stream, const void *data, size_t len)
 {
@@ -120,11 +176,15 @@ Hsp__V1__AgentMessage *exec_command(struct agent *a, const Hsp__V1__Command *cmd
 			  1000u,
 	    .on_output = on_output,
 	    .ud = &x,
+	    .on_start = on_start,
 	};
 	struct run_out r;
 	hsp_error_t err = NULL;
 	Hsp__V1__AgentMessage *m;
-	if (run_program(&spec, &r, &err) < 0) {
+	running_add(&x);
+	int rc = run_program(&spec, &r, &err);
+	running_remove(&x);
+	if (rc < 0) {
 		m = pb_result_msg(cmd->id, GRPC_STATUS_INTERNAL, err->msg);
 		hsp_error_release(&err);
 	} else {

@@ -320,6 +320,8 @@ int run_program(const struct run_spec *spec, struct run_out *r, hsp_error_t *err
 	int ret = child_start(spec, &ch, err);
 	if (ret < 0)
 		return ret;
+	if (spec->on_start)
+		spec->on_start(spec->ud, ch.pid);
 	struct pump p = {.spec = spec, .r = r, .ch = &ch};
 	int64_t deadline = now_ms() + spec->timeout_ms;
 	bool exited = false, reaped = false;

@@ -805,7 +805,48 @@ static void ve_set(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
 struct exec_fwd {
 	hsp_rpc_call_t *call;
 	bool exited;
+	uint64_t cmd_id;
+	char node[CTL_NAME_MAX + 1];
+	struct exec_fwd *next;
 };
+
+/* EXECs in flight, so a caller who leaves (Ctrl-C, deadline, vanished)
+ * has its command killed on the node instead of running on unseen. */
+static struct exec_fwd *execs;
+
+static void exec_unlink(struct exec_fwd *x)
+{
+	for (struct exec_fwd **p = &execs; *p; p = &(*p)->next)
+		if (*p == x) {
+			*p = x->next;
+			return;
+		}
+}
+
+static void cancel_done(void *ud, const Hsp__V1__CommandResult *res)
+{
+	(void)ud;
+	(void)res;
+}
+
+static void exec_call_done(hsp_rpc_call_t *call, bool cancelled, void *ud)
+{
+	(void)ud;
+	if (!cancelled)
+		return;
+	for (struct exec_fwd *x = execs; x; x = x->next) {
+		if (x->call != call)
+			continue;
+		struct ctl_node *n = node_find(x->node);
+		Hsp__V1__Command cmd = HSP__V1__COMMAND__INIT;
+		cmd.kind = HSP__V1__COMMAND_KIND__COMMAND_KIND_CANCEL;
+		cmd.cancel_id = x->cmd_id;
+		hsp_error_t err = NULL;
+		if (n && cmd_send(n, &cmd, cancel_done, NULL, NULL, &err) < 0)
+			hsp_error_release(&err);
+		return;
+	}
+}
 
 static void exec_out(void *ud, const Hsp__V1__ExecOutput *out)
 {
@@ -824,6 +865,7 @@ static void exec_done(void *ud, const Hsp__V1__CommandResult *res)
 		api_fail(x->call, res->code ? (grpc_status_code)res->code : GRPC_STATUS_INTERNAL,
 			 "exec: %s",
 			 *res->message ? res->message : "the command's end was not reported");
+	exec_unlink(x);
 	hsp_rpc_call_unref(x->call);
 	free(x);
 }
@@ -877,7 +919,12 @@ static void ve_exec(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
 		hsp_error_release(&err);
 		hsp_rpc_call_unref(x->call);
 		free(x);
+		return;
 	}
+	x->cmd_id = cmd.id;
+	snprintf(x->node, sizeof(x->node), "%s", n->pb->name);
+	x->next = execs;
+	execs = x;
 }
 
 /* ------------------------------------------------------------ snapshots */
@@ -1006,7 +1053,8 @@ const struct hsp_rpc_method ctl_ve_methods[] = {
     M("Restart", HSP_RPC_UNARY, stop_ve_request, operation, ve_restart, 0),
     M("Destroy", HSP_RPC_UNARY, ve_ref, operation, ve_destroy, 0),
     M("SetLimits", HSP_RPC_UNARY, set_limits_request, ve, ve_set, 120000),
-    M("Exec", HSP_RPC_SERVER_STREAM, exec_request, exec_output, ve_exec, 24 * 3600 * 1000),
+    {"/hsp.v1.Ves/Exec", HSP_RPC_SERVER_STREAM, &hsp__v1__exec_request__descriptor,
+     &hsp__v1__exec_output__descriptor, ve_exec, NULL, exec_call_done, 24 * 3600 * 1000},
     M("CreateSnapshot", HSP_RPC_UNARY, snapshot_request, operation, snap_create, 0),
     M("ListSnapshots", HSP_RPC_UNARY, ve_ref, list_snapshots_response, snap_list, 0),
     M("RestoreSnapshot", HSP_RPC_UNARY, snapshot_request, operation, snap_restore, 0),

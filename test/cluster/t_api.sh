@@ -124,3 +124,18 @@ test_many_ves_without_cpu_limits_fit() {
 	assert_eq 18 "$(ctl_code ve create toomuch --template busybox --cpus 64)"
 	for i in $(seq 12); do ctl ve destroy "m$i" --wait; done
 }
+
+test_exec_cancelled_by_its_caller_stops_in_the_ve() {
+	ctl ve create cx --template busybox --wait
+	hspctl ve exec cx -- sh -c 'echo $$ > /tmp/sleeper; exec sleep 60' &
+	local c=$!
+	wait_until 5 ctl ve exec cx -- test -s /tmp/sleeper
+	pid=$(ctl ve exec cx -- cat /tmp/sleeper)
+	ctl ve exec cx -- kill -0 "$pid"
+	# TERM: a background job of a script ignores SIGINT
+	kill -TERM $c
+	# the command went with its caller
+	wait_until 5 sh -c "! hspctl ve exec cx -- kill -0 $pid"
+	wait $c || true
+	ctl ve destroy cx --wait
+}
