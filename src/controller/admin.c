@@ -70,19 +70,32 @@ static struct ctl_node *node_lookup(hsp_rpc_call_t *call, const char *name)
 	return n;
 }
 
-static void node_get(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
+/* The prelude of every verb on one node: an admin caller, a valid name,
+ * an existing node; each failure is answered here. */
+static struct ctl_node *admin_node(hsp_rpc_call_t *call, const ProtobufCMessage *req,
+				   struct ctl_caller *who)
 {
-	(void)ud;
 	const Hsp__V1__NodeRef *r = (const void *)req;
-	struct ctl_caller who;
-	if (!api_begin(call, &who) || !admin_only(call, &who))
-		return;
-	struct ctl_node *n = node_lookup(call, r->name);
-	if (n == NULL)
-		return;
+	if (!api_begin(call, who) || !admin_only(call, who))
+		return NULL;
+	return node_lookup(call, r->name);
+}
+
+static void reply_node(hsp_rpc_call_t *call, struct ctl_node *n)
+{
 	Hsp__V1__NodeCapacity alloc;
 	api_reply(call, &node_view(n, &alloc)->base);
 	n->pb->allocated = NULL;
+}
+
+static void node_get(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
+{
+	(void)ud;
+	struct ctl_caller who;
+	struct ctl_node *n = admin_node(call, req, &who);
+	if (n == NULL)
+		return;
+	reply_node(call, n);
 }
 
 /* Moving VEs off a node is migration (the cluster operations work); until
@@ -90,11 +103,8 @@ static void node_get(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud
 static void node_drain(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
 {
 	(void)ud;
-	const Hsp__V1__NodeRef *r = (const void *)req;
 	struct ctl_caller who;
-	if (!api_begin(call, &who) || !admin_only(call, &who))
-		return;
-	struct ctl_node *n = node_lookup(call, r->name);
+	struct ctl_node *n = admin_node(call, req, &who);
 	if (n == NULL)
 		return;
 	if (n->pb->state == HSP__V1__NODE_STATE__NODE_STATE_DEAD) {
@@ -108,12 +118,12 @@ static void node_drain(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *
 		hsp_error_release(&err);
 		return;
 	}
-	node_set_state_pub(n, HSP__V1__NODE_STATE__NODE_STATE_DRAINING, "drain requested");
+	node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_DRAINING, "drain requested");
 	uint64_t mem;
 	uint32_t cpu, count;
 	node_allocated(n, &mem, &cpu, &count);
 	if (count == 0) {
-		node_set_state_pub(n, HSP__V1__NODE_STATE__NODE_STATE_MAINTENANCE, "drained");
+		node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_MAINTENANCE, "drained");
 		op_done(op, "node `%s` is empty and in maintenance", n->pb->name);
 	} else {
 		op_fail(op, GRPC_STATUS_FAILED_PRECONDITION,
@@ -127,11 +137,8 @@ static void node_drain(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *
 static void node_undrain(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
 {
 	(void)ud;
-	const Hsp__V1__NodeRef *r = (const void *)req;
 	struct ctl_caller who;
-	if (!api_begin(call, &who) || !admin_only(call, &who))
-		return;
-	struct ctl_node *n = node_lookup(call, r->name);
+	struct ctl_node *n = admin_node(call, req, &who);
 	if (n == NULL)
 		return;
 	Hsp__V1__NodeState s = n->pb->state;
@@ -142,23 +149,18 @@ static void node_undrain(hsp_rpc_call_t *call, const ProtobufCMessage *req, void
 			 node_state_str(s));
 		return;
 	}
-	node_set_state_pub(n,
-			   n->session ? HSP__V1__NODE_STATE__NODE_STATE_READY
-				      : HSP__V1__NODE_STATE__NODE_STATE_SUSPECT,
-			   "undrained");
-	Hsp__V1__NodeCapacity alloc;
-	api_reply(call, &node_view(n, &alloc)->base);
-	n->pb->allocated = NULL;
+	node_set_state(n,
+		       n->session ? HSP__V1__NODE_STATE__NODE_STATE_READY
+				  : HSP__V1__NODE_STATE__NODE_STATE_SUSPECT,
+		       "undrained");
+	reply_node(call, n);
 }
 
 static void node_remove(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
 {
 	(void)ud;
-	const Hsp__V1__NodeRef *r = (const void *)req;
 	struct ctl_caller who;
-	if (!api_begin(call, &who) || !admin_only(call, &who))
-		return;
-	struct ctl_node *n = node_lookup(call, r->name);
+	struct ctl_node *n = admin_node(call, req, &who);
 	if (n == NULL)
 		return;
 	uint64_t mem;

@@ -168,7 +168,8 @@ bool node_usable(const struct ctl_node *n);
 void node_disconnect(struct ctl_node *n, const char *why);
 void node_destroy(struct ctl_node *n);
 const char *node_state_str(Hsp__V1__NodeState s);
-void node_set_state_pub(struct ctl_node *n, Hsp__V1__NodeState s, const char *why);
+/* Records and announces a node's new state (nothing when unchanged). */
+void node_set_state(struct ctl_node *n, Hsp__V1__NodeState s, const char *why);
 void nodes_tick(void *arg);
 void node_allocated(const struct ctl_node *n, uint64_t *mem, uint32_t *cpu_millis, uint32_t *count);
 extern const struct hsp_rpc_method ctl_node_methods[];

@@ -24,7 +24,7 @@ struct ctl_cmd {
 	struct ctl_cmd *next;
 };
 
-static const char *node_state_name(Hsp__V1__NodeState s)
+const char *node_state_str(Hsp__V1__NodeState s)
 {
 	switch (s) {
 	case HSP__V1__NODE_STATE__NODE_STATE_JOINING:
@@ -44,13 +44,13 @@ static const char *node_state_name(Hsp__V1__NodeState s)
 	}
 }
 
-static void node_set_state(struct ctl_node *n, Hsp__V1__NodeState s, const char *why)
+void node_set_state(struct ctl_node *n, Hsp__V1__NodeState s, const char *why)
 {
 	if (n->pb->state == s)
 		return;
 	n->pb->state = s;
 	node_save(n, NULL);
-	event_emit("node.state", NULL, n->pb->name, NULL, node_state_name(s), "%s", why);
+	event_emit("node.state", NULL, n->pb->name, NULL, node_state_str(s), "%s", why);
 }
 
 bool node_usable(const struct ctl_node *n)
@@ -507,7 +507,7 @@ static void on_hello(struct ctl_node *n, const Hsp__V1__Hello *h)
 	mark_missing(n, h);
 	node_save(n, NULL);
 	send_welcome(n);
-	event_emit("node.connected", NULL, n->pb->name, NULL, node_state_name(n->pb->state),
+	event_emit("node.connected", NULL, n->pb->name, NULL, node_state_str(n->pb->state),
 		   "session open, %zu VEs reported", h->n_ves);
 	Hsp__V1__NodeState s = n->pb->state;
 	if (s == HSP__V1__NODE_STATE__NODE_STATE_JOINING ||
@@ -572,7 +572,7 @@ static void session_done(hsp_rpc_call_t *call, bool cancelled, void *ud)
 	n->pb->connected = false;
 	hsp_rpc_call_unref(call);
 	cmds_fail_all(n, GRPC_STATUS_UNAVAILABLE, "the node's session ended");
-	event_emit("node.disconnected", NULL, n->pb->name, NULL, node_state_name(n->pb->state),
+	event_emit("node.disconnected", NULL, n->pb->name, NULL, node_state_str(n->pb->state),
 		   "session closed");
 }
 
@@ -646,16 +646,6 @@ void node_destroy(struct ctl_node *n)
 	free(n->boot_id);
 	protobuf_c_message_free_unpacked(&n->pb->base, NULL);
 	free(n);
-}
-
-const char *node_state_str(Hsp__V1__NodeState s)
-{
-	return node_state_name(s);
-}
-
-void node_set_state_pub(struct ctl_node *n, Hsp__V1__NodeState s, const char *why)
-{
-	node_set_state(n, s, why);
 }
 
 const struct hsp_rpc_method ctl_node_methods[] = {

@@ -266,6 +266,17 @@ static void on_result(void *ud, const Hsp__V1__CommandResult *res)
 	step_free(s);
 }
 
+/* A step whose command never reached its node ends as if the node had
+ * answered UNAVAILABLE: one path for every way a step ends. */
+static void step_unavailable(struct step *s, hsp_error_t *err)
+{
+	Hsp__V1__CommandResult res = HSP__V1__COMMAND_RESULT__INIT;
+	res.code = GRPC_STATUS_UNAVAILABLE;
+	res.message = (*err)->msg;
+	on_result(s, &res);
+	hsp_error_release(err);
+}
+
 /* Starts an operation of `kind` on ve: marks it, answers the call with the
  * operation, sends the command. */
 static void run_op(hsp_rpc_call_t *call, Hsp__V1__Ve *ve, struct ctl_node *n, const char *kind,
@@ -283,11 +294,7 @@ static void run_op(hsp_rpc_call_t *call, Hsp__V1__Ve *ve, struct ctl_node *n, co
 	struct step *s = step_new(ve, op, ck);
 	s->start_after = start_after;
 	if (send_step(n, ve, s, &err) < 0) {
-		Hsp__V1__CommandResult res = HSP__V1__COMMAND_RESULT__INIT;
-		res.code = GRPC_STATUS_UNAVAILABLE;
-		res.message = err->msg;
-		on_result(s, &res);
-		hsp_error_release(&err);
+		step_unavailable(s, &err);
 	}
 	api_reply(call, &op->pb->base);
 }
@@ -626,11 +633,7 @@ static void ttl_fire(void *arg)
 	ve_set_state(ve, HSP__V1__VE_STATE__VE_STATE_DESTROYING, "TTL passed");
 	struct step *s = step_new(ve, op, HSP__V1__COMMAND_KIND__COMMAND_KIND_DESTROY);
 	if (send_step(n, ve, s, &err) < 0) {
-		Hsp__V1__CommandResult res = HSP__V1__COMMAND_RESULT__INIT;
-		res.code = GRPC_STATUS_UNAVAILABLE;
-		res.message = err->msg;
-		on_result(s, &res);
-		hsp_error_release(&err);
+		step_unavailable(s, &err);
 	}
 }
 
@@ -968,11 +971,7 @@ static void snap_op(hsp_rpc_call_t *call, const ProtobufCMessage *req, const cha
 	cmd.snapshot = r->snapshot;
 	struct step *s = step_new(ve, op, ck);
 	if (cmd_send(n, &cmd, on_result, NULL, s, &err) < 0) {
-		Hsp__V1__CommandResult res = HSP__V1__COMMAND_RESULT__INIT;
-		res.code = GRPC_STATUS_UNAVAILABLE;
-		res.message = err->msg;
-		on_result(s, &res);
-		hsp_error_release(&err);
+		step_unavailable(s, &err);
 	}
 	api_reply(call, &op->pb->base);
 }
