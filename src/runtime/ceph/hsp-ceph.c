@@ -2,8 +2,11 @@
  *
  *   hsp-ceph check|snap-create|snap-remove|snap-list --conf C --id I
  *            --keyring K --fs-path P [--timeout S] [--path REL] [--snap NAME]
+ *   hsp-ceph authorize|fence --conf C --id ADMIN --keyring K --fs-path P
+ *            --entity NODE_ID [--perms rwps] [--timeout S]      (admin.c)
  *
- * Exits 0 (snap-list prints one name a line), or 1 with "<errno>\t<message>"
+ * Exits 0 (snap-list prints one name a line, authorize the keyring, fence
+ * one line per fenced session), or 1 with "<errno>\t<message>"
  * on stderr.  Everything, from connecting to unmounting, ends within the
  * timeout: an unanswered cluster must not hang a node's agent. */
 #define _GNU_SOURCE
@@ -17,16 +20,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ceph.h"
 #include "errpipe.h"
+#include "hsp-ceph.h"
 #include "utils.h"
-
-struct opts {
-	const char *verb;
-	struct hsp_ceph_pool pool;
-	const char *path, *snap;
-	unsigned timeout_s;
-};
 
 static unsigned alarm_timeout;
 
@@ -48,8 +44,9 @@ static int usage(void)
 {
 	hsp_errpipe_write(
 	    2, EINVAL,
-	    "hsp-ceph: usage: check|snap-create|snap-remove|snap-list --conf C "
-	    "--id I --keyring K --fs-path P [--timeout S] [--path REL] [--snap NAME]");
+	    "hsp-ceph: usage: check|snap-create|snap-remove|snap-list|authorize|fence --conf C "
+	    "--id I --keyring K --fs-path P [--timeout S] [--path REL] [--snap NAME] "
+	    "[--entity ID] [--perms P]");
 	return 1;
 }
 
@@ -63,7 +60,7 @@ static int conf_set(struct ceph_mount_info *cm, const char *opt, const char *val
 
 /* Settings that keep the connection bounded and stderr ours: libcephfs
  * would print to it, and the caller reads one record from it. */
-static int configure(struct ceph_mount_info *cm, const struct opts *o, hsp_error_t *err)
+int hc_configure(struct ceph_mount_info *cm, const struct opts *o, hsp_error_t *err)
 {
 	int r = ceph_conf_read_file(cm, o->pool.conf);
 	if (r < 0)
@@ -93,7 +90,7 @@ static int mount_at(const struct opts *o, const char *root, struct ceph_mount_in
 	int r = ceph_create(&cm, o->pool.id);
 	if (r < 0)
 		return hsp_make_error(err, -r, "create client.%s: %s", o->pool.id, strerror(-r));
-	r = configure(cm, o, err);
+	r = hc_configure(cm, o, err);
 	if (r == 0 && (r = ceph_mount(cm, root)) == -ETIMEDOUT)
 		hsp_make_error(err, ETIMEDOUT, "mount %s: no answer from the cluster within %u s",
 			       root, o->timeout_s);
@@ -261,7 +258,8 @@ static int parse(int argc, char **argv, struct opts *o, hsp_error_t *err)
 	    {"conf", required_argument, NULL, 'c'},    {"id", required_argument, NULL, 'i'},
 	    {"keyring", required_argument, NULL, 'k'}, {"fs-path", required_argument, NULL, 'f'},
 	    {"timeout", required_argument, NULL, 't'}, {"path", required_argument, NULL, 'p'},
-	    {"snap", required_argument, NULL, 's'},    {NULL, 0, NULL, 0},
+	    {"snap", required_argument, NULL, 's'},    {"entity", required_argument, NULL, 'e'},
+	    {"perms", required_argument, NULL, 'm'},   {NULL, 0, NULL, 0},
 	};
 	uint64_t t = HSP_CEPH_OP_TIMEOUT_S;
 	int c;
@@ -291,6 +289,12 @@ static int parse(int argc, char **argv, struct opts *o, hsp_error_t *err)
 		case 's':
 			o->snap = optarg;
 			break;
+		case 'e':
+			o->entity = optarg;
+			break;
+		case 'm':
+			o->perms = optarg;
+			break;
 		default:
 			return hsp_make_error(err, EINVAL,
 					      "hsp-ceph: unknown option or missing value: `%s`",
@@ -301,9 +305,26 @@ static int parse(int argc, char **argv, struct opts *o, hsp_error_t *err)
 	return optind == argc ? 0 : hsp_make_error(err, EINVAL, "hsp-ceph: extra arguments");
 }
 
+static bool is_admin_verb(const char *verb)
+{
+	return strcmp(verb, "authorize") == 0 || strcmp(verb, "fence") == 0;
+}
+
 static int validate(const struct opts *o, bool snap, hsp_error_t *err)
 {
 	int r = hsp_ceph_validate_pool(&o->pool, err);
+	if (r == 0 && is_admin_verb(o->verb)) {
+		size_t n = o->entity ? strlen(o->entity) : 0;
+		if (n == 0 || n > 64 ||
+		    strspn(o->entity, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != n)
+			return hsp_make_error(err, EINVAL,
+					      "invalid --entity `%s`: use 1-64 lower-case letters, "
+					      "digits, '_', '.', '-'",
+					      o->entity ? o->entity : "");
+		if (o->perms && strspn(o->perms, "rwps") != strlen(o->perms))
+			return hsp_make_error(err, EINVAL, "invalid --perms `%s`: letters of rwps",
+					      o->perms);
+	}
 	if (r == 0 && snap)
 		r = hsp_ceph_validate_rel(o->path, err);
 	if (r == 0 && snap && strcmp(o->verb, "snap-list") != 0)
@@ -319,7 +340,8 @@ int main(int argc, char **argv)
 	bool check = strcmp(o.verb, "check") == 0;
 	bool snap = strcmp(o.verb, "snap-create") == 0 || strcmp(o.verb, "snap-remove") == 0 ||
 		    strcmp(o.verb, "snap-list") == 0;
-	if (!check && !snap)
+	bool admin = is_admin_verb(o.verb);
+	if (!check && !snap && !admin)
 		return usage();
 	hsp_error_t err = NULL;
 	if (parse(argc, argv, &o, &err) < 0 || validate(&o, snap, &err) < 0)
@@ -329,6 +351,10 @@ int main(int argc, char **argv)
 	alarm_timeout = o.timeout_s;
 	signal(SIGALRM, on_alarm);
 	alarm(o.timeout_s);
-	int r = check ? do_check(&o, &err) : do_snap(&o, &err);
+	int r;
+	if (admin)
+		r = strcmp(o.verb, "fence") == 0 ? hc_fence(&o, &err) : hc_authorize(&o, &err);
+	else
+		r = check ? do_check(&o, &err) : do_snap(&o, &err);
 	return r < 0 ? fail(&err) : 0;
 }
