@@ -39,6 +39,7 @@ struct agent_conf {
 	char *run_dir;
 	char *address;
 	char *log_path;
+	char *ve_uplink; /* the interface onto the shared VE segment, if any */
 	unsigned heartbeat_ms;
 	bool heartbeat_set; /* --heartbeat-ms given */
 	bool join_only;	    /* --join-only: join if needed, then exit */
@@ -75,7 +76,7 @@ bool agent_stop_requested(void);
 /* ------------------------------------------------------------ log.c */
 
 /* network.c */
-void network_ensure_async(const Hsp__V1__ClusterConfig *cfg);
+void network_ensure_async(const Hsp__V1__ClusterConfig *cfg, const char *uplink);
 
 int agent_log_open(const char *path, hsp_error_t *err);
 void agent_log_reopen(void);
@@ -197,6 +198,14 @@ bool storage_ready(void);
 void storage_forget(void);
 /* Loop thread: runs storage_ensure in a worker. */
 void storage_ensure_async(struct agent *a);
+
+/* ------------------------------------------------------------ fenced.c */
+
+/* Worker: kills every running VE of this node; `why` prefixes the log. */
+void agent_kill_all(const struct agent_conf *c, const char *why);
+/* Loop thread: the controller fenced this node: kill its VEs, remount the
+ * shared pool, then hello again with fence_cleared. */
+void fenced_clear_async(struct agent *a);
 
 /* ------------------------------------------------------------ join.c */
 

@@ -424,6 +424,8 @@ static bool simple_args(const Hsp__V1__Command *cmd, struct argv_buf *b)
 		argv_add(b,
 			 cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_START ? "start" : "kill");
 		argv_add(b, cmd->ve);
+		if (cmd->rescue)
+			argv_add(b, "--rescue");
 		return true;
 	case HSP__V1__COMMAND_KIND__COMMAND_KIND_STOP:
 	case HSP__V1__COMMAND_KIND__COMMAND_KIND_RESTART:
@@ -458,9 +460,23 @@ static bool simple_args(const Hsp__V1__Command *cmd, struct argv_buf *b)
 	}
 }
 
+/* Maintenance: this node lets go of the shared pool; any later use of it
+ * (a welcome after an undrain) mounts it again. */
+static Hsp__V1__AgentMessage *do_release_storage(struct job *j)
+{
+	if (j->storage == NULL)
+		return pb_result_msg(j->cmd->id, GRPC_STATUS_OK, "no shared storage");
+	char *args[] = {"pool", "unmount", j->storage->pool, NULL};
+	struct argv_buf b = {.v = args};
+	storage_forget();
+	return run_verb(j, &b);
+}
+
 static Hsp__V1__AgentMessage *run_job(struct job *j)
 {
 	const Hsp__V1__Command *cmd = j->cmd;
+	if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_RELEASE_STORAGE)
+		return do_release_storage(j);
 	if (cmd->kind < HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE ||
 	    cmd->kind > HSP__V1__COMMAND_KIND__COMMAND_KIND_KILL)
 		return fail(cmd->id, GRPC_STATUS_UNIMPLEMENTED, "unknown command kind %d",
@@ -537,7 +553,9 @@ void command_dispatch(struct agent *a, const Hsp__V1__Command *cmd)
 	/* CREATE may name its VE in the spec only. */
 	if (*j->cmd->ve == '\0' && j->cmd->spec && *j->cmd->spec->name)
 		j->cmd->ve = pb_str(j->cmd->spec->name);
-	if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE && storage_is_cephfs(a->config))
+	if ((cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE ||
+	     cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_RELEASE_STORAGE) &&
+	    storage_is_cephfs(a->config))
 		j->storage = pb_clone(&a->config->storage->base);
 	jobs_add(a->jobs, cmd->id);
 	if (agent_thread(job_thread, j) < 0) {

@@ -123,6 +123,9 @@ static void usage(FILE *f)
 		"  --address IP            where this node's VEs are reachable (default: the\n"
 		"                          address that routes to the controller)\n"
 		"  --log FILE              log there instead of stderr (SIGHUP reopens it)\n"
+		"  --ve-uplink IF          put IF into the VE bridge: the node joins a VE segment\n"
+		"                          shared by all nodes (its own address on the bridge\n"
+		"                          comes from the controller)\n"
 		"  --heartbeat-ms N        heartbeat interval until the controller sets one\n"
 		"                          (default 1000)\n"
 		"  --join-only             join (unless joined already), then exit\n"
@@ -191,6 +194,7 @@ static int parse_options(struct agent_conf *c, int argc, char **argv)
 		O_RUNDIR,
 		O_ADDRESS,
 		O_LOG,
+		O_UPLINK,
 		O_HB,
 		O_JOIN_ONLY,
 	};
@@ -204,15 +208,16 @@ static int parse_options(struct agent_conf *c, int argc, char **argv)
 	    {"run-dir", required_argument, NULL, O_RUNDIR},
 	    {"address", required_argument, NULL, O_ADDRESS},
 	    {"log", required_argument, NULL, O_LOG},
+	    {"ve-uplink", required_argument, NULL, O_UPLINK},
 	    {"heartbeat-ms", required_argument, NULL, O_HB},
 	    {"join-only", no_argument, NULL, O_JOIN_ONLY},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	char **const slots[] = {&c->controller, &c->name,    &c->state_dir,
-				&c->token,	&c->runtime, &c->root,
-				&c->run_dir,	&c->address, &c->log_path};
+	char **const slots[] = {&c->controller, &c->name,     &c->state_dir, &c->token,
+				&c->runtime,	&c->root,     &c->run_dir,   &c->address,
+				&c->log_path,	&c->ve_uplink};
 	int opt, r;
 	*c = (struct agent_conf){.heartbeat_ms = 1000};
 	/* Our own one-line messages replace getopt's. */

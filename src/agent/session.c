@@ -160,32 +160,7 @@ void session_send(struct agent *a, Hsp__V1__AgentMessage *m)
 
 static void *fence_thread(void *arg)
 {
-	const struct agent_conf *c = arg;
-	Hsp__V1__VeStatus **ves = NULL;
-	size_t n = 0;
-	hsp_error_t err = NULL;
-	if (report_ves(c, &ves, &n, &err) < 0) {
-		agent_log("lease: cannot list VEs: %s", err->msg);
-		hsp_error_release(&err);
-		return NULL;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (ves[i]->state != HSP__V1__VE_STATE__VE_STATE_RUNNING)
-			continue;
-		char *args[] = {"kill", ves[i]->name, NULL};
-		struct run_out r;
-		cleanup_free char *msg = NULL;
-		if (run_runtime(c, args, 60000, &r, &err) < 0) {
-			agent_log("lease: kill %s: %s", ves[i]->name, err->msg);
-			hsp_error_release(&err);
-			continue;
-		}
-		int code = run_code(&r, &msg);
-		agent_log("lease: kill %s: %s%s%s", ves[i]->name, pb_code_name(code),
-			  *msg ? ": " : "", msg);
-		run_out_clear(&r);
-	}
-	report_ves_free(ves, n);
+	agent_kill_all(arg, "lease");
 	return NULL;
 }
 
@@ -372,11 +347,13 @@ static void on_welcome(struct session *s, const Hsp__V1__Welcome *w)
 		apply_config(a, w->config);
 		set_heartbeat(s, w->config->heartbeat_ms);
 		/* every session: someone may have removed the bridge meanwhile */
-		network_ensure_async(w->config);
+		network_ensure_async(w->config, a->c.ve_uplink);
 	}
-	agent_log("session: welcome from cluster %s (heartbeat %u ms, %zu VEs expected here)",
+	agent_log("session: welcome from cluster %s (heartbeat %u ms, %zu VEs expected here)%s",
 		  a->config && *a->config->cluster_name ? a->config->cluster_name : "?", s->hb_ms,
-		  w->n_ves);
+		  w->n_ves, w->fenced ? "; this node was fenced" : "");
+	if (w->fenced)
+		fenced_clear_async(a);
 }
 
 /* ------------------------------------------------------------ the stream */

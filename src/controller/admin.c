@@ -98,8 +98,9 @@ static void node_get(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud
 	reply_node(call, n);
 }
 
-/* Moving VEs off a node is migration (the cluster operations work); until
- * then a drain stops new placements and completes once the node is empty. */
+/* A drain moves every VE off the node (moves.c), a bounded number at a
+ * time; the node takes no new VEs meanwhile and is in maintenance once
+ * empty.  A VE that cannot move is named in the operation's failure. */
 static void node_drain(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
 {
 	(void)ud;
@@ -107,8 +108,17 @@ static void node_drain(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *
 	struct ctl_node *n = admin_node(call, req, &who);
 	if (n == NULL)
 		return;
-	if (n->pb->state == HSP__V1__NODE_STATE__NODE_STATE_DEAD) {
-		api_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "node `%s` is dead", n->pb->name);
+	Hsp__V1__NodeState s = n->pb->state;
+	if (s == HSP__V1__NODE_STATE__NODE_STATE_DEAD ||
+	    s == HSP__V1__NODE_STATE__NODE_STATE_FENCED ||
+	    s == HSP__V1__NODE_STATE__NODE_STATE_MAINTENANCE) {
+		api_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "node `%s` is %s", n->pb->name,
+			 node_state_str(s));
+		return;
+	}
+	if (drain_running(n->pb->name)) {
+		api_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
+			 "node `%s` is being drained already", n->pb->name);
 		return;
 	}
 	hsp_error_t err = NULL;
@@ -119,19 +129,8 @@ static void node_drain(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *
 		return;
 	}
 	node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_DRAINING, "drain requested");
-	uint64_t mem;
-	uint32_t cpu, count;
-	node_allocated(n, &mem, &cpu, &count);
-	if (count == 0) {
-		node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_MAINTENANCE, "drained");
-		op_done(op, "node `%s` is empty and in maintenance", n->pb->name);
-	} else {
-		op_fail(op, GRPC_STATUS_FAILED_PRECONDITION,
-			"node `%s` still holds %u VEs and migration is not available yet; it "
-			"takes no new VEs",
-			n->pb->name, count);
-	}
 	api_reply(call, &op->pb->base);
+	drain_begin(n, op);
 }
 
 static void node_undrain(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
@@ -149,10 +148,15 @@ static void node_undrain(hsp_rpc_call_t *call, const ProtobufCMessage *req, void
 			 node_state_str(s));
 		return;
 	}
+	bool was_maintenance = s == HSP__V1__NODE_STATE__NODE_STATE_MAINTENANCE;
 	node_set_state(n,
 		       n->session ? HSP__V1__NODE_STATE__NODE_STATE_READY
 				  : HSP__V1__NODE_STATE__NODE_STATE_SUSPECT,
 		       "undrained");
+	/* It released the shared pool in maintenance: the configuration
+	 * again makes it mount it. */
+	if (was_maintenance && n->session)
+		node_welcome(n);
 	reply_node(call, n);
 }
 

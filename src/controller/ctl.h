@@ -33,6 +33,9 @@ struct ctl_opts {
 	const char *bridge;
 	const char *storage; /* NULL/"local" or "cephfs" */
 	const char *ceph_conf, *ceph_id, *ceph_keyring, *ceph_fs_path, *ceph_pool;
+	const char *ceph_helper;
+	bool gateway_external; /* the VE gateway is a router, not the nodes */
+	unsigned max_moves;    /* a drain's parallel moves */
 };
 
 /* Who is calling. */
@@ -53,6 +56,10 @@ struct ctl_node {
 	Hsp__V1__Template **templates;
 	size_t n_templates;
 	char *boot_id;
+	bool fencing;		/* hsp-ceph fence runs for it */
+	int64_t fence_retry_ms; /* monotonic: when a failed fence is tried again */
+	int64_t down_since_ms;	/* monotonic: its last sign of life before it died */
+	bool authorizing;	/* hsp-ceph authorize runs for its welcome */
 };
 
 /* An Operations.Wait call parked until its operation ends or its timer. */
@@ -171,11 +178,42 @@ const char *node_state_str(Hsp__V1__NodeState s);
 /* Records and announces a node's new state (nothing when unchanged). */
 void node_set_state(struct ctl_node *n, Hsp__V1__NodeState s, const char *why);
 void nodes_tick(void *arg);
+/* Maintenance: the node unmounts the shared pool. */
+void node_release_storage(struct ctl_node *n);
+/* Sends the node its configuration again (after an undrain). */
+void node_welcome(struct ctl_node *n);
 void node_allocated(const struct ctl_node *n, uint64_t *mem, uint32_t *cpu_millis, uint32_t *count);
 extern const struct hsp_rpc_method ctl_node_methods[];
 extern const size_t ctl_n_node_methods;
 
+/* moves.c: migration, drain, failover, rescue */
+bool ve_on_shared_storage(const Hsp__V1__Ve *ve);
+int drain_begin(struct ctl_node *n, struct ctl_op *op);
+bool drain_running(const char *node);
+void drains_free(void);
+/* Places the VEs of a fenced node elsewhere (again on every tick). */
+void evacuate(struct ctl_node *dead);
+extern const struct hsp_rpc_method ctl_move_methods[];
+extern const size_t ctl_n_move_methods;
+
 /* ves.c */
+void ve_set_state(Hsp__V1__Ve *ve, Hsp__V1__VeState s, const char *msg);
+/* A VE the caller may see, or NULL after answering NOT_FOUND (the same
+ * words whether it does not exist or is someone else's). */
+Hsp__V1__Ve *ve_lookup(hsp_rpc_call_t *call, const struct ctl_caller *who, const char *name);
+/* false after answering FAILED_PRECONDITION when an operation runs on it. */
+bool ve_not_busy(hsp_rpc_call_t *call, Hsp__V1__Ve *ve);
+/* The opening of a call that changes a VE: the caller, the VE it may see,
+ * no operation running on it.  NULL once answered. */
+Hsp__V1__Ve *ve_for_op(hsp_rpc_call_t *call, const char *name, struct ctl_caller *who);
+struct ctl_place {
+	const char *template_;
+	const Hsp__V1__Limits *limits;
+	const char *node;     /* only this one (NULL or "" = any) */
+	const char *not_node; /* never this one (a move's source) */
+};
+struct ctl_node *place_ve(const struct ctl_place *w, grpc_status_code *code, char *why,
+			  size_t whyn);
 extern const struct hsp_rpc_method ctl_ve_methods[];
 extern const size_t ctl_n_ve_methods;
 void ves_schedule_ttl(Hsp__V1__Ve *ve);
@@ -191,6 +229,18 @@ int token_create(Hsp__V1__TokenKind kind, const char *tenant, uint32_t ttl, cons
 /* ipam.c */
 int ipam_init(hsp_error_t *err);
 int ipam_alloc(char **cidr, hsp_error_t *err);
+/* A node's own address on the VE segment: from the top of the subnet. */
+int ipam_alloc_node(char **cidr, hsp_error_t *err);
+
+/* ceph.c: hsp-ceph runs in a thread; done runs on the loop with 0 or an
+ * errno, its stdout and its one-line error. */
+typedef void (*ceph_done_fn)(void *ud, int err_no, const char *out, const char *msg);
+bool ceph_enabled(void);
+/* The cephx id of a node's own user. */
+void ceph_entity(const char *node, char *buf, size_t n);
+int ceph_run(const char *verb, const char *node, ceph_done_fn done, void *ud, hsp_error_t *err);
+/* At shutdown: waits for running jobs, whose results the loop's end delivers. */
+void ceph_jobs_join(void);
 
 /* metrics.c */
 int metrics_start(const char *addr, hsp_error_t *err);

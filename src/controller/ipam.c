@@ -45,12 +45,32 @@ static bool taken(uint32_t host)
 	struct in_addr a = {htonl(host)};
 	inet_ntop(AF_INET, &a, want, sizeof(want));
 	size_t wl = strlen(want);
-	for (size_t i = 0; i < ctl->n_ves; i++) {
-		const char *ip = ctl->ves[i]->ip;
+	for (size_t i = 0; i < ctl->n_ves + ctl->n_nodes; i++) {
+		const char *ip =
+		    i < ctl->n_ves ? ctl->ves[i]->ip : ctl->nodes[i - ctl->n_ves]->pb->ve_address;
 		if (strncmp(ip, want, wl) == 0 && (ip[wl] == '/' || ip[wl] == '\0'))
 			return true;
 	}
 	return false;
+}
+
+static int format(uint32_t host, char **cidr, hsp_error_t *err)
+{
+	struct in_addr a = {htonl(host)};
+	char s[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &a, s, sizeof(s));
+	if (asprintf(cidr, "%s/%u", s, prefix_len) < 0)
+		return hsp_make_errno(err, ENOMEM, "ipam");
+	return 0;
+}
+
+int ipam_alloc_node(char **cidr, hsp_error_t *err)
+{
+	uint32_t size = ~ctl->subnet_mask + 1;
+	for (uint32_t off = size - 2; off >= 2; off--)
+		if (!taken(ctl->subnet_base + off))
+			return format(ctl->subnet_base + off, cidr, err);
+	return hsp_make_error(err, ENOSPC, "no free address left in %s", ctl->o.subnet);
 }
 
 int ipam_alloc(char **cidr, hsp_error_t *err)
@@ -58,14 +78,8 @@ int ipam_alloc(char **cidr, hsp_error_t *err)
 	uint32_t size = ~ctl->subnet_mask + 1;
 	for (uint32_t off = 2; off < size - 1; off++) {
 		uint32_t host = ctl->subnet_base + off;
-		if (taken(host))
-			continue;
-		struct in_addr a = {htonl(host)};
-		char s[INET_ADDRSTRLEN];
-		inet_ntop(AF_INET, &a, s, sizeof(s));
-		if (asprintf(cidr, "%s/%u", s, prefix_len) < 0)
-			return hsp_make_errno(err, ENOMEM, "ipam");
-		return 0;
+		if (!taken(host))
+			return format(host, cidr, err);
 	}
 	return hsp_make_error(err, ENOSPC, "no free address left in %s", ctl->o.subnet);
 }

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,6 +37,13 @@ static const char usage[] =
     "  --bridge NAME          the VE bridge on every node (default hspbr0)\n"
     "  --storage local|cephfs VE storage handed to nodes at join (default local)\n"
     "  --ceph-conf F --ceph-id ID --ceph-keyring F --ceph-fs-path P --ceph-pool NAME\n"
+    "                         the admin client the controller uses: every node gets its\n"
+    "                         own key for P at join, and a dead node is fenced with it\n"
+    "  --ceph-helper PATH     hsp-ceph (default: beside this program, else on PATH)\n"
+    "  --gateway node|external  node: every node's VE bridge carries the VE gateway\n"
+    "                         (one node, or isolated nodes); external: a router on a VE\n"
+    "                         segment all nodes join, each node gets its own address\n"
+    "  --max-moves N          VEs a drain moves at once (default 4)\n"
     "On first start the controller makes the cluster CA and an admin token\n"
     "(DIR/admin.token); join tokens for nodes come from `hspctl token create --kind join`.\n";
 
@@ -69,6 +77,9 @@ static int parse_opts(int argc, char **argv, struct ctl_opts *o, const char **sa
 		O_CKEY,
 		O_CPATH,
 		O_CPOOL,
+		O_CHELPER,
+		O_GATEWAY,
+		O_MOVES,
 		O_STATE
 	};
 	static const struct option lo[] = {{"state-dir", 1, 0, O_STATE},
@@ -89,6 +100,9 @@ static int parse_opts(int argc, char **argv, struct ctl_opts *o, const char **sa
 					   {"ceph-keyring", 1, 0, O_CKEY},
 					   {"ceph-fs-path", 1, 0, O_CPATH},
 					   {"ceph-pool", 1, 0, O_CPOOL},
+					   {"ceph-helper", 1, 0, O_CHELPER},
+					   {"gateway", 1, 0, O_GATEWAY},
+					   {"max-moves", 1, 0, O_MOVES},
 					   {"help", 0, 0, 'h'},
 					   {0, 0, 0, 0}};
 	int c;
@@ -154,6 +168,26 @@ static int parse_opts(int argc, char **argv, struct ctl_opts *o, const char **sa
 		case O_CPOOL:
 			o->ceph_pool = optarg;
 			break;
+		case O_CHELPER:
+			o->ceph_helper = optarg;
+			break;
+		case O_GATEWAY:
+			if (strcmp(optarg, "node") != 0 && strcmp(optarg, "external") != 0) {
+				fprintf(stderr, "hsp-controller: --gateway is node or external\n");
+				return -1;
+			}
+			o->gateway_external = strcmp(optarg, "external") == 0;
+			break;
+		case O_MOVES: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end || v < 1 || v > 64) {
+				fprintf(stderr, "hsp-controller: --max-moves takes 1-64\n");
+				return -1;
+			}
+			o->max_moves = (unsigned)v;
+			break;
+		}
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -338,14 +372,23 @@ static struct hsp_rpc_method *all;
 
 static int start_server(hsp_error_t *err)
 {
-	size_t n = ctl_n_ve_methods + ctl_n_admin_methods + ctl_n_node_methods;
+	const struct {
+		const struct hsp_rpc_method *m;
+		size_t n;
+	} tables[] = {{ctl_ve_methods, ctl_n_ve_methods},
+		      {ctl_move_methods, ctl_n_move_methods},
+		      {ctl_admin_methods, ctl_n_admin_methods},
+		      {ctl_node_methods, ctl_n_node_methods}};
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		n += tables[i].n;
 	all = calloc(n, sizeof(*all));
 	if (all == NULL)
 		return hsp_make_errno(err, ENOMEM, "methods");
-	memcpy(all, ctl_ve_methods, ctl_n_ve_methods * sizeof(*all));
-	memcpy(all + ctl_n_ve_methods, ctl_admin_methods, ctl_n_admin_methods * sizeof(*all));
-	memcpy(all + ctl_n_ve_methods + ctl_n_admin_methods, ctl_node_methods,
-	       ctl_n_node_methods * sizeof(*all));
+	for (size_t i = 0, at = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		memcpy(all + at, tables[i].m, tables[i].n * sizeof(*all));
+		at += tables[i].n;
+	}
 	/* room for ExecRequest's 4 MiB of stdin plus its other fields */
 	struct hsp_rpc_server_opts so = {.keepalive_ms = 2000,
 					 .keepalive_timeout_ms = 3000,
@@ -414,6 +457,25 @@ static int run(sigset_t *set, hsp_error_t *err)
 	return hsp_rpc_loop_run(ctl->loop);
 }
 
+/* hsp-ceph installed beside us (sbin), or where the build tree puts it. */
+static char *default_ceph_helper(void)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		*strrchr(self, '/') = '\0';
+		static const char *const rel[] = {"hsp-ceph", "../runtime/hsp-ceph"};
+		for (size_t i = 0; i < 2; i++) {
+			char *p = hsp_strdup_printf("%s/%s", self, rel[i]);
+			if (access(p, X_OK) == 0)
+				return p;
+			free(p);
+		}
+	}
+	return strdup("hsp-ceph");
+}
+
 int main(int argc, char **argv)
 {
 	static struct ctl c;
@@ -425,11 +487,15 @@ int main(int argc, char **argv)
 				.suspect_ms = 2000,
 				.dead_ms = 5000,
 				.lease_ms = UINT32_MAX, /* decided after parsing */
-				.bridge = "hspbr0"};
+				.bridge = "hspbr0",
+				.max_moves = 4};
 	if (parse_opts(argc, argv, &c.o, sans) < 0)
 		return 2;
 	if (c.o.socket && *c.o.socket == '\0')
 		c.o.socket = NULL;
+	cleanup_free char *helper = NULL;
+	if (c.o.ceph_helper == NULL)
+		c.o.ceph_helper = helper = default_ceph_helper();
 	ctl = &c;
 	umask(077); /* the store holds token hashes and the CA key sits next to it */
 	srandom((unsigned)getpid() ^ (unsigned)now_unix_ms());
@@ -456,8 +522,10 @@ int main(int argc, char **argv)
 	if (c.loop) {
 		ves_free_timers();
 		ops_release_waiters();
+		ceph_jobs_join();
 	}
 	hsp_rpc_loop_free(c.loop);
+	drains_free();
 	free(all);
 	model_free();
 	hsp_store_close(c.store);

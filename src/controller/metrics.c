@@ -100,7 +100,8 @@ static void render_nodes(FILE *f)
 	static const Hsp__V1__NodeState states[] = {
 	    HSP__V1__NODE_STATE__NODE_STATE_JOINING,	 HSP__V1__NODE_STATE__NODE_STATE_READY,
 	    HSP__V1__NODE_STATE__NODE_STATE_SUSPECT,	 HSP__V1__NODE_STATE__NODE_STATE_DRAINING,
-	    HSP__V1__NODE_STATE__NODE_STATE_MAINTENANCE, HSP__V1__NODE_STATE__NODE_STATE_DEAD};
+	    HSP__V1__NODE_STATE__NODE_STATE_MAINTENANCE, HSP__V1__NODE_STATE__NODE_STATE_DEAD,
+	    HSP__V1__NODE_STATE__NODE_STATE_FENCED};
 	fprintf(f, "# HELP hsp_nodes Nodes by state.\n# TYPE hsp_nodes gauge\n");
 	for (size_t s = 0; s < sizeof(states) / sizeof(states[0]); s++) {
 		unsigned n = 0;
@@ -122,7 +123,7 @@ static void render_nodes(FILE *f)
 static void render_ves(FILE *f)
 {
 	fprintf(f, "# HELP hsp_ves VEs by state.\n# TYPE hsp_ves gauge\n");
-	for (int s = 1; s <= HSP__V1__VE_STATE__VE_STATE_UNKNOWN; s++) {
+	for (int s = 1; s <= HSP__V1__VE_STATE__VE_STATE_RESCUE; s++) {
 		unsigned n = 0;
 		for (size_t i = 0; i < ctl->n_ves; i++)
 			n += (int)ctl->ves[i]->state == s;

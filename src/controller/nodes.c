@@ -39,6 +39,8 @@ const char *node_state_str(Hsp__V1__NodeState s)
 		return "dead";
 	case HSP__V1__NODE_STATE__NODE_STATE_SUSPECT:
 		return "suspect";
+	case HSP__V1__NODE_STATE__NODE_STATE_FENCED:
+		return "fenced";
 	default:
 		return "unknown";
 	}
@@ -187,31 +189,51 @@ static int join_token_check(const char *tok, Hsp__V1__StoredToken **out, const c
 	return 0;
 }
 
-static Hsp__V1__ClusterConfig *cluster_config(void)
+/* The node's own cephx key, kept in the store since its join. */
+static char *node_keyring(const char *node)
+{
+	void *data = NULL;
+	size_t len = 0;
+	hsp_error_t err = NULL;
+	if (hsp_store_get(ctl->store, "cephkey", node, &data, &len, &err) < 0) {
+		hsp_error_release(&err);
+		return NULL;
+	}
+	char *k = strndup(data, len);
+	free(data);
+	return k;
+}
+
+/* What a node is told at join and in every welcome.  *keyring (freed by
+ * the caller) backs the Ceph key in it. */
+static Hsp__V1__ClusterConfig *cluster_config(const char *node, const char *ve_address,
+					      char **keyring)
 {
 	static Hsp__V1__ClusterConfig cfg = HSP__V1__CLUSTER_CONFIG__INIT;
 	static Hsp__V1__StorageConfig sto = HSP__V1__STORAGE_CONFIG__INIT;
 	static Hsp__V1__NetworkConfig net = HSP__V1__NETWORK_CONFIG__INIT;
 	/* read once, kept for the daemon's life */
-	static char *conf, *keyring;
+	static char *conf;
+	static char entity[160];
 	cfg.cluster_name = (char *)ctl->o.cluster_name;
 	cfg.heartbeat_ms = ctl->o.heartbeat_ms;
 	cfg.lease_ms = ctl->o.lease_ms;
-	bool ceph = ctl->o.storage && strcmp(ctl->o.storage, "cephfs") == 0;
+	bool ceph = ceph_enabled();
 	sto.type = ceph ? "cephfs" : "local";
 	sto.pool = ceph ? (char *)ctl->o.ceph_pool : "local";
-	if (ceph && conf == NULL) {
+	if (ceph && conf == NULL)
 		hsp_read_file(ctl->o.ceph_conf, &conf, NULL, NULL);
-		hsp_read_file(ctl->o.ceph_keyring, &keyring, NULL, NULL);
-	}
-	sto.ceph_conf = conf ? conf : "";
-	sto.ceph_keyring = keyring ? keyring : "";
-	sto.ceph_client_id = ceph ? (char *)ctl->o.ceph_id : "";
+	*keyring = ceph && *keyring == NULL ? node_keyring(node) : *keyring;
+	ceph_entity(node, entity, sizeof(entity));
+	sto.ceph_conf = ceph && conf ? conf : "";
+	sto.ceph_keyring = *keyring ? *keyring : "";
+	sto.ceph_client_id = ceph ? entity : "";
 	sto.ceph_fs_path = ceph ? (char *)ctl->o.ceph_fs_path : "";
 	cfg.storage = &sto;
 	net.subnet = ctl->o.subnet ? (char *)ctl->o.subnet : "";
 	net.gateway = ctl->o.subnet ? ctl->gateway_str : "";
 	net.bridge = ctl->o.subnet ? (char *)ctl->o.bridge : "";
+	net.node_address = ctl->o.gateway_external && ve_address ? (char *)ve_address : "";
 	cfg.network = &net;
 	return &cfg;
 }
@@ -253,29 +275,38 @@ static struct ctl_node *node_new(const Hsp__V1__JoinRequest *r)
 	return n;
 }
 
-static void node_join(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
+/* The checks a join passes, before and again after the Ceph key: the
+ * token may have been used meanwhile. */
+static bool join_allowed(hsp_rpc_call_t *call, const Hsp__V1__JoinRequest *r,
+			 Hsp__V1__StoredToken **t)
 {
-	(void)ud;
-	const Hsp__V1__JoinRequest *r = (const void *)req;
 	grpc_status_code code;
 	const char *bad = check_join(r, &code);
-	Hsp__V1__StoredToken *t = NULL;
 	const char *why = NULL;
-	if (bad == NULL && join_token_check(r->token, &t, &why) < 0) {
+	if (bad == NULL && join_token_check(r->token, t, &why) < 0) {
 		bad = why;
 		code = GRPC_STATUS_UNAUTHENTICATED;
 	}
 	if (bad) {
 		hsp_rpc_call_finish(call, code, "%s", bad);
-		return;
+		return false;
 	}
 	if (node_find(r->node_name)) {
 		hsp_rpc_call_finish(call, GRPC_STATUS_ALREADY_EXISTS,
 				    "node `%s` is already a member; remove it first", r->node_name);
-		return;
+		return false;
 	}
+	return true;
+}
+
+static void join_finish(hsp_rpc_call_t *call, const Hsp__V1__JoinRequest *r, const char *keyring)
+{
+	Hsp__V1__StoredToken *t = NULL;
+	if (!join_allowed(call, r, &t))
+		return;
 	cleanup_free char *csr = strndup((const char *)r->csr_pem.data, r->csr_pem.len);
 	cleanup_free char *cert = NULL;
+	cleanup_free char *vaddr = NULL;
 	hsp_error_t err = NULL;
 	int rc = csr ? hsp_pki_csr_sign(ctl->ca_cert, ctl->ca_key, csr, r->node_name, CERT_DAYS,
 					&cert, &err)
@@ -288,10 +319,19 @@ static void node_join(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *u
 		hsp_error_release(&err);
 		return;
 	}
+	if (ctl->o.gateway_external && ctl->o.subnet && ipam_alloc_node(&vaddr, &err) < 0) {
+		hsp_rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", err->msg);
+		hsp_error_release(&err);
+		return;
+	}
 	struct ctl_node *n = node_new(r);
+	pb_set_str(&n->pb->ve_address, vaddr ? vaddr : "");
 	t->token->used = true;
 	if (hsp_store_begin(ctl->store, &err) < 0 || token_save(t, &err) < 0 ||
-	    node_save(n, &err) < 0 || hsp_store_commit(ctl->store, &err) < 0) {
+	    node_save(n, &err) < 0 ||
+	    (keyring && hsp_store_put(ctl->store, "cephkey", r->node_name, keyring, strlen(keyring),
+				      &err) < 0) ||
+	    hsp_store_commit(ctl->store, &err) < 0) {
 		hsp_store_rollback(ctl->store);
 		t->token->used = false;
 		hsp_rpc_call_finish(call, GRPC_STATUS_INTERNAL, "%s", err->msg);
@@ -311,11 +351,59 @@ static void node_join(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *u
 	resp.cert_pem.len = strlen(cert);
 	resp.ca_pem.data = (uint8_t *)ctl->ca_cert;
 	resp.ca_pem.len = strlen(ctl->ca_cert);
-	resp.config = cluster_config();
+	char *kr = keyring ? strdup(keyring) : NULL;
+	resp.config = cluster_config(r->node_name, n->pb->ve_address, &kr);
 	int sr = hsp_rpc_call_send(call, &resp.base);
+	free(kr);
 	if (sr < 0)
 		fprintf(stderr, "hsp-controller: join of %s: answer not sent: %s\n", r->node_name,
 			strerror(-sr));
+}
+
+struct join_wait {
+	hsp_rpc_call_t *call;
+	Hsp__V1__JoinRequest *req;
+};
+
+static void join_keyed(void *ud, int err_no, const char *out, const char *msg)
+{
+	struct join_wait *j = ud;
+	if (err_no)
+		hsp_rpc_call_finish(j->call, GRPC_STATUS_UNAVAILABLE,
+				    "cannot make node `%s` a Ceph key: %s", j->req->node_name, msg);
+	else if (!hsp_rpc_call_is_over(j->call))
+		join_finish(j->call, j->req, out);
+	hsp_rpc_call_unref(j->call);
+	protobuf_c_message_free_unpacked(&j->req->base, NULL);
+	free(j);
+}
+
+/* With Ceph storage the node first gets its own cephx user (a helper run,
+ * off the loop); the join is answered when it is there. */
+static void node_join(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
+{
+	(void)ud;
+	const Hsp__V1__JoinRequest *r = (const void *)req;
+	Hsp__V1__StoredToken *t = NULL;
+	if (!join_allowed(call, r, &t))
+		return;
+	if (!ceph_enabled()) {
+		join_finish(call, r, NULL);
+		return;
+	}
+	struct join_wait *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		abort();
+	j->call = hsp_rpc_call_ref(call);
+	j->req = (Hsp__V1__JoinRequest *)pb_clone(req);
+	hsp_error_t err = NULL;
+	if (ceph_run("authorize", r->node_name, join_keyed, j, &err) < 0) {
+		hsp_rpc_call_finish(call, GRPC_STATUS_INTERNAL, "%s", err->msg);
+		hsp_error_release(&err);
+		hsp_rpc_call_unref(j->call);
+		protobuf_c_message_free_unpacked(&j->req->base, NULL);
+		free(j);
+	}
 }
 
 /* ------------------------------------------------------------ session */
@@ -400,6 +488,13 @@ static void take_ve_status(struct ctl_node *n, const Hsp__V1__VeStatus *st)
 	if (*ve->operation || st->state == ve->state ||
 	    st->state == HSP__V1__VE_STATE__VE_STATE_UNSPECIFIED)
 		return;
+	/* An agent that cannot tell a rescue boot from a normal one. */
+	if (ve->state == HSP__V1__VE_STATE__VE_STATE_RESCUE &&
+	    st->state == HSP__V1__VE_STATE__VE_STATE_RUNNING)
+		return;
+	/* Stopped from inside (poweroff): its owner no longer has it run. */
+	if (st->state == HSP__V1__VE_STATE__VE_STATE_STOPPED)
+		ve->desired_running = false;
 	ve->state = st->state;
 	pb_set_str(&ve->message, "");
 	ve_save(ve, NULL);
@@ -463,7 +558,7 @@ static void mark_missing(struct ctl_node *n, const Hsp__V1__Hello *h)
 	}
 }
 
-static void send_welcome(struct ctl_node *n)
+static void send_welcome_now(struct ctl_node *n, char *keyring)
 {
 	cleanup_free char **names = calloc(ctl->n_ves + 1, sizeof(*names));
 	size_t k = 0;
@@ -471,16 +566,64 @@ static void send_welcome(struct ctl_node *n)
 		if (strcmp(ctl->ves[i]->node, n->pb->name) == 0)
 			names[k++] = ctl->ves[i]->name;
 	Hsp__V1__Welcome w = HSP__V1__WELCOME__INIT;
-	w.config = cluster_config();
+	w.config = cluster_config(n->pb->name, n->pb->ve_address, &keyring);
 	w.ves = names;
 	w.n_ves = k;
+	w.fenced = n->pb->state == HSP__V1__NODE_STATE__NODE_STATE_FENCED;
 	Hsp__V1__ControllerMessage m = HSP__V1__CONTROLLER_MESSAGE__INIT;
 	m.msg_case = HSP__V1__CONTROLLER_MESSAGE__MSG_WELCOME;
 	m.welcome = &w;
 	send_ctl_msg(n, &m);
+	free(keyring);
 }
 
-static void on_hello(struct ctl_node *n, const Hsp__V1__Hello *h)
+static void welcome_keyed(void *ud, int err_no, const char *out, const char *msg)
+{
+	char *name = ud;
+	struct ctl_node *n = node_find(name);
+	free(name);
+	if (n == NULL)
+		return;
+	n->authorizing = false;
+	hsp_error_t err = NULL;
+	if (err_no == 0 &&
+	    hsp_store_put(ctl->store, "cephkey", n->pb->name, out, strlen(out), &err) < 0) {
+		msg = err->msg;
+		err_no = EIO;
+	}
+	if (err_no)
+		event_emit("node.storage", NULL, n->pb->name, NULL, "failed",
+			   "cannot make the node a Ceph key: %s", msg);
+	if (n->session)
+		send_welcome_now(n, err_no ? NULL : strdup(out));
+	hsp_error_release(&err);
+}
+
+/* A node from before per-node keys (or whose key was lost) gets one
+ * first: never the controller's own. */
+void node_welcome(struct ctl_node *n)
+{
+	char *keyring = ceph_enabled() ? node_keyring(n->pb->name) : NULL;
+	if (!ceph_enabled() || keyring) {
+		send_welcome_now(n, keyring);
+		return;
+	}
+	if (n->authorizing)
+		return;
+	hsp_error_t err = NULL;
+	char *name = strdup(n->pb->name);
+	if (name && ceph_run("authorize", n->pb->name, welcome_keyed, name, &err) == 0) {
+		n->authorizing = true;
+		return;
+	}
+	free(name);
+	event_emit("node.storage", NULL, n->pb->name, NULL, "failed", "%s",
+		   err ? err->msg : "out of memory");
+	hsp_error_release(&err);
+	send_welcome_now(n, NULL);
+}
+
+static void take_identity(struct ctl_node *n, const Hsp__V1__Hello *h)
 {
 	take_capacity(n, h->capacity);
 	take_templates(n, h);
@@ -500,20 +643,38 @@ static void on_hello(struct ctl_node *n, const Hsp__V1__Hello *h)
 	n->boot_id = strdup(h->boot_id);
 	n->pb->connected = true;
 	n->pb->last_seen = now_unix();
+}
+
+static void on_hello(struct ctl_node *n, const Hsp__V1__Hello *h)
+{
+	take_identity(n, h);
+	Hsp__V1__NodeState s = n->pb->state;
+	bool fenced = s == HSP__V1__NODE_STATE__NODE_STATE_FENCED;
+	/* A fenced node's reports are stale until it has cleared itself; a
+	 * node being fenced right now is told so when the fence is done. */
+	if ((fenced && !h->fence_cleared) || n->fencing) {
+		node_save(n, NULL);
+		if (!n->fencing)
+			node_welcome(n);
+		event_emit("node.connected", NULL, n->pb->name, NULL, node_state_str(s),
+			   "session open; the node is fenced and must clear itself first");
+		return;
+	}
 	for (size_t i = 0; i < h->n_ves; i++) {
 		take_ve_status(n, h->ves[i]);
 		adopt(n, h->ves[i]);
 	}
 	mark_missing(n, h);
 	node_save(n, NULL);
-	send_welcome(n);
+	node_welcome(n);
 	event_emit("node.connected", NULL, n->pb->name, NULL, node_state_str(n->pb->state),
 		   "session open, %zu VEs reported", h->n_ves);
-	Hsp__V1__NodeState s = n->pb->state;
 	if (s == HSP__V1__NODE_STATE__NODE_STATE_JOINING ||
 	    s == HSP__V1__NODE_STATE__NODE_STATE_SUSPECT ||
-	    s == HSP__V1__NODE_STATE__NODE_STATE_DEAD)
-		node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_READY, "session open");
+	    s == HSP__V1__NODE_STATE__NODE_STATE_DEAD || fenced)
+		node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_READY,
+			       fenced ? "rejoined after fencing, with fresh storage"
+				      : "session open");
 }
 
 static void on_heartbeat(struct ctl_node *n, const Hsp__V1__Heartbeat *hb)
@@ -521,6 +682,8 @@ static void on_heartbeat(struct ctl_node *n, const Hsp__V1__Heartbeat *hb)
 	n->pb->load1 = hb->load1;
 	n->pb->memory_used_bytes = hb->memory_used_bytes;
 	n->pb->last_seen = now_unix();
+	if (n->fencing || n->pb->state == HSP__V1__NODE_STATE__NODE_STATE_FENCED)
+		return; /* stale until it clears itself */
 	for (size_t i = 0; i < hb->n_ves; i++)
 		take_ve_status(n, hb->ves[i]);
 	if (n->pb->state == HSP__V1__NODE_STATE__NODE_STATE_SUSPECT)
@@ -591,10 +754,65 @@ static void mark_ves_unknown(struct ctl_node *n)
 	}
 }
 
+static void fence_start(struct ctl_node *n);
+
+static void fence_done(void *ud, int err_no, const char *out, const char *msg)
+{
+	char *name = ud;
+	struct ctl_node *n = node_find(name);
+	free(name);
+	if (n == NULL)
+		return;
+	n->fencing = false;
+	if (err_no) {
+		/* Its VEs stay where they are: never two instances. */
+		n->fence_retry_ms = hsp_rpc_now_ms() + 1000;
+		event_emit("node.fence", NULL, n->pb->name, NULL, "failed",
+			   "fencing failed, retrying in 1 s: %s", msg);
+		return;
+	}
+	unsigned sessions = 0;
+	for (const char *p = out; (p = strchr(p, '\n')) != NULL; p++)
+		sessions++;
+	n->pb->connected = n->session != NULL;
+	node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_FENCED, "fenced");
+	event_emit("node.fence", NULL, n->pb->name, NULL, "fenced",
+		   "%u Ceph sessions blocklisted and evicted %lld ms after its last heartbeat",
+		   sessions, (long long)(hsp_rpc_now_ms() - n->down_since_ms));
+	evacuate(n);
+	if (n->session)
+		node_welcome(n); /* back already: it must clear itself */
+}
+
+/* Cuts a dead node off the shared storage, so that its VEs can start
+ * elsewhere even if it is only frozen or cut off and wakes up later. */
+static void fence_start(struct ctl_node *n)
+{
+	if (!ceph_enabled() || n->fencing)
+		return;
+	hsp_error_t err = NULL;
+	char *name = strdup(n->pb->name);
+	if (name && ceph_run("fence", n->pb->name, fence_done, name, &err) == 0) {
+		n->fencing = true;
+		event_emit("node.fence", NULL, n->pb->name, NULL, "fencing",
+			   "blocklisting its Ceph clients");
+		return;
+	}
+	free(name);
+	n->fence_retry_ms = hsp_rpc_now_ms() + 1000;
+	event_emit("node.fence", NULL, n->pb->name, NULL, "failed", "%s",
+		   err ? err->msg : "out of memory");
+	hsp_error_release(&err);
+}
+
 static void check_node(struct ctl_node *n, int64_t now)
 {
 	cmds_expire(n, now);
 	Hsp__V1__NodeState s = n->pb->state;
+	if (s == HSP__V1__NODE_STATE__NODE_STATE_DEAD && !n->fencing && now >= n->fence_retry_ms)
+		fence_start(n);
+	if (s == HSP__V1__NODE_STATE__NODE_STATE_FENCED)
+		evacuate(n);
 	if (s != HSP__V1__NODE_STATE__NODE_STATE_READY &&
 	    s != HSP__V1__NODE_STATE__NODE_STATE_SUSPECT &&
 	    s != HSP__V1__NODE_STATE__NODE_STATE_DRAINING)
@@ -603,11 +821,36 @@ static void check_node(struct ctl_node *n, int64_t now)
 		n->last_seen_ms = now; /* controller start: a grace period */
 	int64_t quiet = now - n->last_seen_ms;
 	if (quiet > (int64_t)ctl->o.dead_ms) {
+		n->down_since_ms = n->last_seen_ms;
 		node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_DEAD, "no heartbeat");
 		mark_ves_unknown(n);
+		fence_start(n);
 	} else if (quiet > (int64_t)ctl->o.suspect_ms &&
 		   s == HSP__V1__NODE_STATE__NODE_STATE_READY) {
 		node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_SUSPECT, "missed heartbeats");
+	}
+}
+
+static void release_done(void *ud, const Hsp__V1__CommandResult *res)
+{
+	char *name = ud;
+	event_emit("node.storage", NULL, name, NULL, res->code ? "failed" : "released", "%s",
+		   res->code ? res->message : "the node unmounted the shared pool");
+	free(name);
+}
+
+void node_release_storage(struct ctl_node *n)
+{
+	if (!ceph_enabled() || n->session == NULL)
+		return;
+	Hsp__V1__Command cmd = HSP__V1__COMMAND__INIT;
+	cmd.kind = HSP__V1__COMMAND_KIND__COMMAND_KIND_RELEASE_STORAGE;
+	cmd.ve = "";
+	char *name = strdup(n->pb->name);
+	hsp_error_t err = NULL;
+	if (name == NULL || cmd_send(n, &cmd, release_done, NULL, name, &err) < 0) {
+		free(name);
+		hsp_error_release(&err);
 	}
 }
 

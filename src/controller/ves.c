@@ -17,7 +17,7 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static void ve_set_state(Hsp__V1__Ve *ve, Hsp__V1__VeState s, const char *msg)
+void ve_set_state(Hsp__V1__Ve *ve, Hsp__V1__VeState s, const char *msg)
 {
 	bool changed = ve->state != s;
 	ve->state = s;
@@ -31,7 +31,7 @@ static void ve_set_state(Hsp__V1__Ve *ve, Hsp__V1__VeState s, const char *msg)
 
 /* Finds a VE the caller may see; answers NOT_FOUND otherwise, with the
  * same words whether it does not exist or belongs to someone else. */
-static Hsp__V1__Ve *lookup(hsp_rpc_call_t *call, const struct ctl_caller *who, const char *name)
+Hsp__V1__Ve *ve_lookup(hsp_rpc_call_t *call, const struct ctl_caller *who, const char *name)
 {
 	if (!valid_name(name)) {
 		api_fail(
@@ -49,7 +49,7 @@ static Hsp__V1__Ve *lookup(hsp_rpc_call_t *call, const struct ctl_caller *who, c
 	return ve;
 }
 
-static bool not_busy(hsp_rpc_call_t *call, Hsp__V1__Ve *ve)
+bool ve_not_busy(hsp_rpc_call_t *call, Hsp__V1__Ve *ve)
 {
 	if (*ve->operation == '\0')
 		return true;
@@ -354,23 +354,24 @@ static bool node_has_template(const struct ctl_node *n, const char *t)
 
 /* The usable node with the most free memory that fits the VE and has its
  * template.  Free = capacity - the limits of the VEs placed there. */
-static struct ctl_node *place(const Hsp__V1__CreateVeRequest *r, grpc_status_code *code, char *why,
-			      size_t whyn)
+struct ctl_node *place_ve(const struct ctl_place *w, grpc_status_code *code, char *why, size_t whyn)
 {
 	uint64_t mem =
-	    r->limits && r->limits->memory_bytes ? r->limits->memory_bytes : DEFAULT_MEMORY;
-	uint32_t cpu = r->limits ? r->limits->cpu_millis : 0;
+	    w->limits && w->limits->memory_bytes ? w->limits->memory_bytes : DEFAULT_MEMORY;
+	uint32_t cpu = w->limits ? w->limits->cpu_millis : 0;
+	const char *only = w->node ? w->node : "";
 	struct ctl_node *best = NULL;
 	uint64_t best_free = 0;
 	bool any_template = false, any_usable = false;
 	for (size_t i = 0; i < ctl->n_nodes; i++) {
 		struct ctl_node *n = ctl->nodes[i];
-		if (*r->node && strcmp(n->pb->name, r->node) != 0)
+		if ((*only && strcmp(n->pb->name, only) != 0) ||
+		    (w->not_node && strcmp(n->pb->name, w->not_node) == 0))
 			continue;
 		if (!node_usable(n))
 			continue;
 		any_usable = true;
-		if (!node_has_template(n, r->template_))
+		if (!node_has_template(n, w->template_))
 			continue;
 		any_template = true;
 		uint64_t used_mem;
@@ -390,15 +391,16 @@ static struct ctl_node *place(const Hsp__V1__CreateVeRequest *r, grpc_status_cod
 	}
 	if (best)
 		return best;
-	if (*r->node && node_find(r->node) == NULL) {
+	if (*only && node_find(only) == NULL) {
 		*code = GRPC_STATUS_NOT_FOUND;
-		snprintf(why, whyn, "node `%s` not found", r->node);
+		snprintf(why, whyn, "node `%s` not found", only);
 	} else if (!any_usable) {
 		*code = GRPC_STATUS_UNAVAILABLE;
-		snprintf(why, whyn, "no ready node%s%s", *r->node ? ": " : "", r->node);
+		snprintf(why, whyn, "no ready node%s%s%s", *only ? ": " : "", only,
+			 *only ? " is not ready" : "");
 	} else if (!any_template) {
 		*code = GRPC_STATUS_NOT_FOUND;
-		snprintf(why, whyn, "template `%s` is not on any ready node", r->template_);
+		snprintf(why, whyn, "template `%s` is not on any ready node", w->template_);
 	} else {
 		*code = GRPC_STATUS_RESOURCE_EXHAUSTED;
 		snprintf(why, whyn, "no ready node has %llu MiB of memory and %.2f CPUs free",
@@ -457,7 +459,8 @@ static void ve_create(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *u
 		return;
 	}
 	char why[200];
-	struct ctl_node *n = place(r, &code, why, sizeof(why));
+	struct ctl_place w = {.template_ = r->template_, .limits = r->limits, .node = r->node};
+	struct ctl_node *n = place_ve(&w, &code, why, sizeof(why));
 	if (n == NULL) {
 		api_fail(call, code, "cannot place VE `%s`: %s", r->name, why);
 		return;
@@ -470,6 +473,7 @@ static void ve_create(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *u
 		return;
 	}
 	Hsp__V1__Ve *ve = ve_build(&who, r, n, ip);
+	ve->desired_running = r->start;
 	if (hsp_store_begin(ctl->store, &err) < 0 || ve_save(ve, &err) < 0) {
 		hsp_store_rollback(ctl->store);
 		protobuf_c_message_free_unpacked(&ve->base, NULL);
@@ -490,13 +494,18 @@ static void ve_create(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *u
 
 /* ------------------------------------------------------------ lifecycle */
 
+Hsp__V1__Ve *ve_for_op(hsp_rpc_call_t *call, const char *name, struct ctl_caller *who)
+{
+	if (!api_begin(call, who))
+		return NULL;
+	Hsp__V1__Ve *ve = ve_lookup(call, who, name);
+	return ve && ve_not_busy(call, ve) ? ve : NULL;
+}
+
 static bool prepare_op(hsp_rpc_call_t *call, const char *name, struct ctl_caller *who,
 		       Hsp__V1__Ve **ve, struct ctl_node **n)
 {
-	if (!api_begin(call, who))
-		return false;
-	*ve = lookup(call, who, name);
-	if (*ve == NULL || !not_busy(call, *ve))
+	if ((*ve = ve_for_op(call, name, who)) == NULL)
 		return false;
 	*n = ve_node(call, *ve);
 	return *n != NULL;
@@ -516,6 +525,12 @@ static void ve_start(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud
 			 ve->name);
 		return;
 	}
+	if (ve->state == HSP__V1__VE_STATE__VE_STATE_RESCUE) {
+		api_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
+			 "VE `%s` is in rescue: finish the rescue to start it", ve->name);
+		return;
+	}
+	ve->desired_running = true;
 	run_op(call, ve, n, "ve.start", HSP__V1__COMMAND_KIND__COMMAND_KIND_START,
 	       HSP__V1__VE_STATE__VE_STATE_STARTING, false);
 }
@@ -537,6 +552,7 @@ static void stop_like(hsp_rpc_call_t *call, const ProtobufCMessage *req, bool re
 		api_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "VE `%s` is not running", ve->name);
 		return;
 	}
+	ve->desired_running = restart;
 	run_op(call, ve, n, restart ? "ve.restart" : "ve.stop",
 	       restart ? HSP__V1__COMMAND_KIND__COMMAND_KIND_RESTART
 		       : HSP__V1__COMMAND_KIND__COMMAND_KIND_STOP,
@@ -691,7 +707,7 @@ static void ve_get(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
 	struct ctl_caller who;
 	if (!api_begin(call, &who))
 		return;
-	Hsp__V1__Ve *ve = lookup(call, &who, r->name);
+	Hsp__V1__Ve *ve = ve_lookup(call, &who, r->name);
 	if (ve)
 		api_reply(call, &ve->base);
 }
@@ -880,7 +896,7 @@ static void ve_exec(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
 	struct ctl_caller who;
 	if (!api_begin(call, &who))
 		return;
-	Hsp__V1__Ve *ve = lookup(call, &who, r->name);
+	Hsp__V1__Ve *ve = ve_lookup(call, &who, r->name);
 	if (ve == NULL)
 		return;
 	if (r->n_argv == 0 || *r->argv[0] == '\0') {
@@ -1018,7 +1034,7 @@ static void snap_list(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *u
 	struct ctl_caller who;
 	if (!api_begin(call, &who))
 		return;
-	Hsp__V1__Ve *ve = lookup(call, &who, r->name);
+	Hsp__V1__Ve *ve = ve_lookup(call, &who, r->name);
 	struct ctl_node *n = ve ? ve_node(call, ve) : NULL;
 	if (n == NULL)
 		return;

@@ -188,6 +188,9 @@ int ctl_watch_run(struct ctl_watch *w);
 /* ------------------------------------------------------------ verb groups */
 
 int cmd_ve(struct ctl *g, int argc, char **argv);
+/* move.c */
+int ve_migrate(struct ctl *g, int argc, char **argv);
+int ve_rescue(struct ctl *g, int argc, char **argv);
 int cmd_node(struct ctl *g, int argc, char **argv);
 int cmd_template(struct ctl *g, int argc, char **argv);
 int cmd_token(struct ctl *g, int argc, char **argv);

@@ -35,7 +35,9 @@ static const struct {
      "  ve snapshot create NAME [SNAP] [--wait]\n"
      "  ve snapshot list NAME\n"
      "  ve snapshot restore NAME SNAP [--wait]\n"
-     "  ve snapshot delete NAME SNAP [--wait]\n"},
+     "  ve snapshot delete NAME SNAP [--wait]\n"
+     "  ve migrate NAME [--to NODE] [--live [--fallback]] [--wait]\n"
+     "  ve rescue NAME [--finish] [--wait]\n"},
     {"node", cmd_node,
      "  node list\n"
      "  node show NODE\n"

@@ -566,10 +566,10 @@ static int ve_snapshot(struct ctl *g, int argc, char **argv)
 int cmd_ve(struct ctl *g, int argc, char **argv)
 {
 	static const struct ctl_subverb v[] = {
-	    {"create", ve_create},     {"list", ve_list}, {"show", ve_show},
-	    {"start", ve_start},       {"stop", ve_stop}, {"restart", ve_restart},
-	    {"destroy", ve_destroy},   {"set", ve_set},	  {"exec", ve_exec},
-	    {"snapshot", ve_snapshot},
+	    {"create", ve_create},     {"list", ve_list},	{"show", ve_show},
+	    {"start", ve_start},       {"stop", ve_stop},	{"restart", ve_restart},
+	    {"destroy", ve_destroy},   {"set", ve_set},		{"exec", ve_exec},
+	    {"snapshot", ve_snapshot}, {"migrate", ve_migrate}, {"rescue", ve_rescue},
 	};
 	return ctl_dispatch(g, "ve", v, sizeof(v) / sizeof(v[0]), argc, argv);
 }

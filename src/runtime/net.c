@@ -445,6 +445,36 @@ int hsp_net_bridge_gateway(const char *bridge, const char *cidr, hsp_error_t *er
 	return r;
 }
 
+/* A node on a shared VE segment: its uplink (a NIC, VLAN or veth onto the
+ * segment) becomes a port of the bridge, up.  Idempotent. */
+int hsp_net_bridge_uplink(const char *bridge, const char *uplink, hsp_error_t *err)
+{
+	int r = hsp_net_validate_ifname(uplink, err);
+	if (r == 0)
+		r = hsp_net_bridge_ensure(bridge, err);
+	if (r < 0)
+		return r;
+	cleanup_nl struct nl nl = {0};
+	cleanup_link struct rtnl_link *br = NULL;
+	cleanup_link struct rtnl_link *up = NULL;
+	r = nl_open_find(&nl, bridge, &br, err);
+	if (r == 0)
+		r = get_link(&nl, uplink, &up, err);
+	if (r < 0)
+		return r;
+	if (rtnl_link_get_master(up) == rtnl_link_get_ifindex(br) &&
+	    (rtnl_link_get_flags(up) & IFF_UP))
+		return 0;
+	cleanup_link struct rtnl_link *change = rtnl_link_alloc();
+	if (change == NULL)
+		return hsp_make_error(err, ENOMEM, "allocate link");
+	rtnl_link_set_master(change, rtnl_link_get_ifindex(br));
+	rtnl_link_set_flags(change, IFF_UP);
+	nl.kerr = 0;
+	r = rtnl_link_change(nl.sk, up, change, 0);
+	return r < 0 ? nl_fail(&nl, r, err, "attach `%s` to bridge `%s`", uplink, bridge) : 0;
+}
+
 static int add_default_route(struct nl *nl, int ifindex, const struct hsp_net_addr *gw,
 			     const char *gateway, hsp_error_t *err)
 {

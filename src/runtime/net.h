@@ -53,6 +53,8 @@ int hsp_net_validate_ifname(const char *name, hsp_error_t *err);
 int hsp_net_bridge_ensure(const char *bridge, hsp_error_t *err);
 /* The bridge exists, is up and has the address cidr (idempotent). */
 int hsp_net_bridge_gateway(const char *bridge, const char *cidr, hsp_error_t *err);
+/* Makes uplink a port of bridge (made if missing), up. */
+int hsp_net_bridge_uplink(const char *bridge, const char *uplink, hsp_error_t *err);
 
 /* Creates the veth pair host_if <-> peer_if in one request: host_if in the
  * caller's namespace, attached to `bridge` and up; peer_if (down) created

@@ -502,3 +502,45 @@ void hsp_pool_info_free(struct hsp_pool_info *v, int n)
 	}
 	free(v);
 }
+
+/* A VE of the pool runs here while a loop device has its disk: read from
+ * sysfs, which a hung FUSE mount cannot block. */
+static bool pool_disk_attached(const struct hsp_pool *p)
+{
+	DIR *d = opendir("/sys/block");
+	struct dirent *e;
+	bool found = false;
+	size_t n = strlen(p->base);
+	while (d && !found && (e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "loop", 4) != 0)
+			continue;
+		cleanup_free char *f =
+		    hsp_strdup_printf("/sys/block/%s/loop/backing_file", e->d_name);
+		cleanup_free char *back = NULL;
+		if (hsp_read_file(f, &back, NULL, NULL) == 0 && strncmp(back, p->base, n) == 0 &&
+		    back[n] == '/')
+			found = true;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+int hsp_pool_unmount(hsp_runtime_t *rt, const char *name, hsp_error_t *err)
+{
+	cleanup_close int lock = hsp_lock_root(rt, err);
+	if (lock < 0)
+		return lock;
+	int r = load_pools(rt, err);
+	if (r < 0)
+		return r;
+	struct hsp_pool *p = find(rt, name);
+	if (p == NULL)
+		return hsp_make_error(err, ENOENT, "no pool `%s`", name);
+	if (p->type != HSP_POOL_CEPHFS)
+		return hsp_make_error(err, EINVAL, "pool `%s` is not CephFS: nothing to unmount",
+				      name);
+	if (pool_disk_attached(p))
+		return hsp_make_error(err, EBUSY, "pool `%s`: a VE of it runs on this node", name);
+	return hsp_ceph_umount(p->base, err);
+}

@@ -112,15 +112,16 @@ static int pool_list(struct cli *g, int argc, char **argv)
 	return 0;
 }
 
-static int pool_remove(struct cli *g, int argc, char **argv)
+static int pool_by_name(struct cli *g, int argc, char **argv,
+			int (*fn)(hsp_runtime_t *, const char *, hsp_error_t *))
 {
 	if (argc != 2 || argv[1][0] == '-')
-		return cli_usage("pool remove: expected exactly one pool name");
+		return cli_usage("pool %s: expected exactly one pool name", argv[0]);
 	hsp_runtime_t *rt;
 	if (cli_open(g, &rt))
 		return 1;
 	hsp_error_t err = NULL;
-	int r = hsp_pool_remove(rt, argv[1], &err);
+	int r = fn(rt, argv[1], &err);
 	hsp_runtime_close(rt);
 	return r < 0 ? cli_fail(&err) : 0;
 }
@@ -128,12 +129,15 @@ static int pool_remove(struct cli *g, int argc, char **argv)
 int cmd_pool(struct cli *g, int argc, char **argv)
 {
 	if (argc < 2)
-		return cli_usage("pool: expected `add`, `list` or `remove`");
+		return cli_usage("pool: expected `add`, `list`, `remove` or `unmount`");
 	if (strcmp(argv[1], "add") == 0)
 		return pool_add(g, argc - 1, argv + 1);
 	if (strcmp(argv[1], "list") == 0)
 		return pool_list(g, argc - 1, argv + 1);
 	if (strcmp(argv[1], "remove") == 0)
-		return pool_remove(g, argc - 1, argv + 1);
-	return cli_usage("pool: unknown verb `%s`: expected `add`, `list` or `remove`", argv[1]);
+		return pool_by_name(g, argc - 1, argv + 1, hsp_pool_remove);
+	if (strcmp(argv[1], "unmount") == 0)
+		return pool_by_name(g, argc - 1, argv + 1, hsp_pool_unmount);
+	return cli_usage("pool: unknown verb `%s`: expected `add`, `list`, `remove` or `unmount`",
+			 argv[1]);
 }
