@@ -11,7 +11,7 @@ libnl-3-dev libnl-route-3-dev
 check valgrind
 busybox-static debootstrap debian-archive-keyring zstd tar iproute2 util-linux procps bc
 acl attr e2fsprogs
-openssh-client
+openssh-client iputils-ping
 crun hyperfine jq
 qemu-system-x86 cpio kmod
 libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libsqlite3-dev libssl-dev sqlite3

@@ -492,9 +492,11 @@ static void take_ve_status(struct ctl_node *n, const Hsp__V1__VeStatus *st)
 	if (ve->state == HSP__V1__VE_STATE__VE_STATE_RESCUE &&
 	    st->state == HSP__V1__VE_STATE__VE_STATE_RUNNING)
 		return;
-	/* Stopped from inside (poweroff): its owner no longer has it run. */
-	if (st->state == HSP__V1__VE_STATE__VE_STATE_STOPPED)
-		ve->desired_running = false;
+	/* Stopped from inside (poweroff) or started on the node by hand:
+	 * that is what its owner wants now. */
+	if (st->state == HSP__V1__VE_STATE__VE_STATE_STOPPED ||
+	    st->state == HSP__V1__VE_STATE__VE_STATE_RUNNING)
+		ve->desired_running = st->state == HSP__V1__VE_STATE__VE_STATE_RUNNING;
 	ve->state = st->state;
 	pb_set_str(&ve->message, "");
 	ve_save(ve, NULL);

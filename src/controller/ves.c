@@ -344,10 +344,23 @@ static const char *check_create(const struct ctl_caller *who, const Hsp__V1__Cre
 	return NULL;
 }
 
-static bool node_has_template(const struct ctl_node *n, const char *t)
+static bool reports_template(const struct ctl_node *n, const char *t)
 {
 	for (size_t i = 0; i < n->n_templates; i++)
 		if (strcmp(n->templates[i]->name, t) == 0)
+			return true;
+	return false;
+}
+
+/* With a shared pool the templates live in the pool: what one node sees
+ * there, every node has (a node reports its list when it connects, so
+ * another may not have seen a template imported since). */
+static bool node_has_template(const struct ctl_node *n, const char *t)
+{
+	if (!ceph_enabled())
+		return reports_template(n, t);
+	for (size_t i = 0; i < ctl->n_nodes; i++)
+		if (reports_template(ctl->nodes[i], t))
 			return true;
 	return false;
 }

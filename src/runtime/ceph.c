@@ -438,7 +438,10 @@ static bool is_ceph_type(const char *type)
 }
 
 /* statfs of a FUSE mount waits for its daemon, forever if it is stopped:
- * it runs in a child that is killed at the deadline. */
+ * it runs in a child that is killed at the deadline.  statfs is answered
+ * by the monitors; a listing needs the MDS, which a client that was
+ * fenced (blocklisted and evicted) no longer reaches: ESHUTDOWN, and the
+ * mount is as good as dead. */
 static int statfs_bounded(const char *mnt, unsigned timeout_ms)
 {
 	int p[2];
@@ -452,6 +455,10 @@ static int statfs_bounded(const char *mnt, unsigned timeout_ms)
 			e = (unsigned char)errno;
 		else if (s.f_type != FUSE_SUPER_MAGIC && s.f_type != CEPH_SUPER_MAGIC)
 			e = EMEDIUMTYPE;
+		char buf[1024];
+		int fd = e ? -1 : open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (e == 0 && (fd < 0 || syscall(SYS_getdents64, fd, buf, sizeof(buf)) < 0))
+			e = (unsigned char)errno;
 		_exit(write(p[1], &e, 1) == 1 ? 0 : 1);
 	}
 	int e = errno;

@@ -505,19 +505,19 @@ void hsp_pool_info_free(struct hsp_pool_info *v, int n)
 
 /* A VE of the pool runs here while a loop device has its disk: read from
  * sysfs, which a hung FUSE mount cannot block. */
-static bool pool_disk_attached(const struct hsp_pool *p)
+static bool pool_disk_attached(const char *base)
 {
 	DIR *d = opendir("/sys/block");
 	struct dirent *e;
 	bool found = false;
-	size_t n = strlen(p->base);
+	size_t n = strlen(base);
 	while (d && !found && (e = readdir(d)) != NULL) {
 		if (strncmp(e->d_name, "loop", 4) != 0)
 			continue;
 		cleanup_free char *f =
 		    hsp_strdup_printf("/sys/block/%s/loop/backing_file", e->d_name);
 		cleanup_free char *back = NULL;
-		if (hsp_read_file(f, &back, NULL, NULL) == 0 && strncmp(back, p->base, n) == 0 &&
+		if (hsp_read_file(f, &back, NULL, NULL) == 0 && strncmp(back, base, n) == 0 &&
 		    back[n] == '/')
 			found = true;
 	}
@@ -540,7 +540,9 @@ int hsp_pool_unmount(hsp_runtime_t *rt, const char *name, hsp_error_t *err)
 	if (p->type != HSP_POOL_CEPHFS)
 		return hsp_make_error(err, EINVAL, "pool `%s` is not CephFS: nothing to unmount",
 				      name);
-	if (pool_disk_attached(p))
+	/* Not through ensure_base: that would mount it first. */
+	cleanup_free char *mnt = hsp_strdup_printf("%s/pools/%s", rt->root, p->name);
+	if (pool_disk_attached(mnt))
 		return hsp_make_error(err, EBUSY, "pool `%s`: a VE of it runs on this node", name);
-	return hsp_ceph_umount(p->base, err);
+	return hsp_ceph_umount(mnt, err);
 }

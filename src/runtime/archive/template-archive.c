@@ -933,8 +933,13 @@ int hsp_archive_import(const char *root, const char *name, const char *source, c
 		return r;
 	hsp_rm_rf(tmp, NULL); /* left over by a crashed import with our pid */
 	r = import_into(tmp, name, source, os, version, init, sig, err);
-	if (r == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) < 0)
-		r = errno == EEXIST
+	/* FUSE (a CephFS pool through ceph-fuse) refuses rename flags; a
+	 * plain rename of a directory still fails onto a non-empty one. */
+	int rr = r == 0 ? renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) : 0;
+	if (rr < 0 && errno == EINVAL)
+		rr = rename(tmp, final);
+	if (rr < 0)
+		r = errno == EEXIST || errno == ENOTEMPTY
 			? hsp_make_error(err, EEXIST, "template `%s` already exists in %s", name,
 					 dir)
 			: hsp_make_errno(err, errno, "template `%s`: rename into place", name);
