@@ -256,6 +256,15 @@ static void argv_clear(struct argv *a)
 	a->n = 0;
 }
 
+/* HSP_CRIU_VERBOSITY=0..4 sets criu's log level (default 2, errors and
+ * warnings): 4 is what a failure needs looked at. */
+static void add_verbosity(struct argv *a)
+{
+	const char *v = getenv("HSP_CRIU_VERBOSITY");
+	if (v && v[0] >= '0' && v[0] <= '4' && v[1] == '\0')
+		add(a, hsp_strdup_printf("-v%s", v));
+}
+
 /* The VE's groups, "<mode>;<controller>=<path>;..." (cgroup.h): for a dump
  * (root == NULL) the controllers to dump, so that criu leaves the groups
  * the VE shares with the host (name=systemd, a hybrid host's v2) alone; for
@@ -303,6 +312,7 @@ static int dump(const struct hsp_criu *c, const char *dir, const struct hsp_run_
 	add(&a, strdup("-D"));
 	add(&a, strdup(dir));
 	cgroup_args(&a, st->cgroup, false);
+	add_verbosity(&a);
 	const char *paths[] = {dir, NULL};
 	struct hsp_criu_run run = {.argv = a.v, .paths = paths, .out_fd = -1};
 	m->frozen_at_us = wall_us();
@@ -565,6 +575,7 @@ static void restore_args(struct argv *a, const struct hsp_ve_config *cfg, const 
 		add(a, hsp_strdup_printf("veth[eth0]:%s@%s", host_if, cfg->bridge));
 	}
 	cgroup_args(a, hsp_cgroup_path(cg), true);
+	add_verbosity(a);
 }
 
 static int run_restore(const struct hsp_criu *c, char *const *args, const char *dir,
