@@ -64,6 +64,12 @@ struct hsp_create_opts {
 	struct hsp_limits limits;
 };
 
+struct hsp_migration_times {
+	uint64_t dump_us;    /* criu dump: the VE is frozen from its start */
+	uint64_t restore_us; /* criu restore, until the VE runs again */
+	uint64_t frozen_us;  /* wall clock, from the freeze to running again */
+};
+
 enum hsp_ve_status {
 	HSP_VE_STOPPED,
 	HSP_VE_RUNNING,
@@ -86,6 +92,8 @@ struct hsp_ve_info {
 	char *ip, *gateway, *bridge; /* NULL without networking */
 	struct hsp_limits limits;
 	struct hsp_usage usage; /* valid when running */
+	/* Set (frozen_us > 0) while a run that began with a restore goes on. */
+	struct hsp_migration_times restored;
 };
 
 struct hsp_exec_opts {
@@ -205,11 +213,6 @@ struct hsp_checkpoint_support {
 int hsp_checkpoint_probe(struct hsp_checkpoint_support *s, hsp_error_t *err);
 void hsp_checkpoint_support_clear(struct hsp_checkpoint_support *s);
 
-struct hsp_migration_times {
-	uint64_t dump_us;    /* criu dump: the VE is frozen from its start */
-	uint64_t restore_us; /* criu restore, until the VE runs again */
-	uint64_t frozen_us;  /* wall clock, from the freeze to running again */
-};
 /* On success the VE is stopped here and `dir` holds checkpoint.json and
  * the images; on failure the VE runs on as before. *t (optional) gets
  * dump_us. */
