@@ -244,12 +244,16 @@ static void teardown(struct boot *b)
 		b->storage_pidfd = -1;
 	}
 	if (b->layers_up) {
+		bool had_disk = b->layers.loopfd >= 0;
 		hsp_rootfs_detach(&b->layers);
 		b->layers_up = false;
 		b->st.disk_loop_fd = -1;
-		/* Stopped means the disk is free for another node to mount. */
+		/* Stopped means the disk is free for another node to mount; a
+		 * boot that never got it (in use elsewhere) has nothing to wait
+		 * for. */
 		cleanup_free char *img = hsp_disk_path(b->rt, b->cfg.name);
-		hsp_disk_wait_released(img, 10000);
+		if (had_disk)
+			hsp_disk_wait_released(img, 10000);
 	}
 	if (b->cfg.ip) {
 		/* Synchronous: a start right after finds the name free. */
