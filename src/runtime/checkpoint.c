@@ -372,12 +372,17 @@ static int checkpoint_locked(hsp_runtime_t *rt, const char *name, const char *di
 		unlink(marker);
 		goto out;
 	}
-	/* criu killed the VE; stopped means the disk is free for the target. */
-	if (hsp_wait_monitor_gone(rt, name, 10000) < 0)
-		r = hsp_make_error(err, ETIMEDOUT, "checkpoint: VE `%s`: monitor did not finish",
-				   name);
-	if (r == 0)
-		r = meta_save(dir, m, err);
+	/* criu killed the VE: from here the checkpoint is all there is of it,
+	 * so it is complete before anything else can fail. */
+	r = meta_save(dir, m, err);
+	/* Stopped means the disk is free for the target.  A mount namespace
+	 * made elsewhere on the node while the VE ran holds a copy of its
+	 * disk's mount until it goes away. */
+	if (r == 0 && hsp_wait_monitor_gone(rt, name, 30000) < 0)
+		r = hsp_make_error(err, ETIMEDOUT,
+				   "checkpoint: VE `%s` is checkpointed to `%s`, but its disk is "
+				   "still in use here after 30 s: restore it once it is released",
+				   name, dir);
 out:
 	hsp_state_clear(&st);
 	hsp_config_clear(&cfg);
