@@ -403,8 +403,10 @@ static int checkpoint_dir(const char *dir, bool create, char **out, hsp_error_t 
 	return 0;
 }
 
-int hsp_ve_checkpoint(hsp_runtime_t *rt, const char *name, const char *dir,
-		      struct hsp_migration_times *t, hsp_error_t *err)
+/* What both verbs check first: a VE of that name (its id range in *base)
+ * and criu on a kernel that can. */
+static int prelude(hsp_runtime_t *rt, const char *name, const char *what, uid_t *base,
+		   struct hsp_criu *c, hsp_error_t *err)
 {
 	int r = hsp_validate_name(name, "VE", err);
 	if (r < 0)
@@ -413,9 +415,17 @@ int hsp_ve_checkpoint(hsp_runtime_t *rt, const char *name, const char *dir,
 	r = hsp_config_load(rt, name, &cfg, err);
 	if (r < 0)
 		return r;
+	*base = cfg.id_base;
 	hsp_config_clear(&cfg);
+	return need_criu(c, what, err);
+}
+
+int hsp_ve_checkpoint(hsp_runtime_t *rt, const char *name, const char *dir,
+		      struct hsp_migration_times *t, hsp_error_t *err)
+{
 	struct hsp_criu c = {0};
-	r = need_criu(&c, "checkpoint", err);
+	uid_t base;
+	int r = prelude(rt, name, "checkpoint", &base, &c, err);
 	if (r < 0)
 		return r;
 	cleanup_free char *abs = NULL;
@@ -440,17 +450,9 @@ int hsp_ve_checkpoint(hsp_runtime_t *rt, const char *name, const char *dir,
 int hsp_ve_restore(hsp_runtime_t *rt, const char *name, const char *dir,
 		   struct hsp_migration_times *t, hsp_error_t *err)
 {
-	int r = hsp_validate_name(name, "VE", err);
-	if (r < 0)
-		return r;
-	struct hsp_ve_config cfg;
-	r = hsp_config_load(rt, name, &cfg, err);
-	if (r < 0)
-		return r;
-	uid_t base = cfg.id_base;
-	hsp_config_clear(&cfg);
 	struct hsp_criu c = {0};
-	r = need_criu(&c, "restore", err);
+	uid_t base;
+	int r = prelude(rt, name, "restore", &base, &c, err);
 	hsp_criu_clear(&c);
 	if (r < 0)
 		return r;

@@ -105,7 +105,7 @@ void hsp_net_host_ifname(const char *instance, const char *ve_name,
 
 int hsp_net_ifindex(const char *host_if)
 {
-	return (int)(0x40000000U | (uint32_t)(hsp_hash64(host_if) & 0x3fffffffU));
+	return (int)(0x40000000U | (uint32_t)(hsp_hash64(host_if) & 0x3ffffffeU));
 }
 
 int hsp_net_validate_ifname(const char *name, hsp_error_t *err)
@@ -353,7 +353,7 @@ int hsp_net_veth_create(const char *host_if, const char *peer_if, pid_t target_p
 	if (veth == NULL)
 		return hsp_make_error(err, ENOMEM, "allocate veth");
 	rtnl_link_set_name(veth, host_if);
-	/* A fixed index for both ends (each in its own namespace), far above
+	/* Fixed indexes for both ends (the VE's one above the host's), far above
 	 * the small ones a node hands out: criu recreates a restored VE's
 	 * eth0 with its old index through a request sent in the node's
 	 * namespace, where the kernel looks the index up first, and refuses
@@ -365,7 +365,7 @@ int hsp_net_veth_create(const char *host_if, const char *peer_if, pid_t target_p
 	/* Owned by veth. */
 	struct rtnl_link *peer = rtnl_link_veth_get_peer(veth);
 	rtnl_link_set_name(peer, peer_if);
-	rtnl_link_set_ifindex(peer, ifindex);
+	rtnl_link_set_ifindex(peer, ifindex + 1);
 	rtnl_link_set_ns_pid(peer, target_pid);
 	rtnl_link_put(peer);
 	/* One RTM_NEWLINK: the kernel creates both ends, brings the host end

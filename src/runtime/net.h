@@ -45,8 +45,8 @@ bool hsp_net_contains(const struct hsp_net_addr *net, const struct hsp_net_addr 
 void hsp_net_host_ifname(const char *instance, const char *ve_name,
 			 char out[HSP_NET_IFNAME_MAX + 1]);
 
-/* The interface index both ends of a VE's veth get (in their own
- * namespaces), from the host end's name: in [2^30, 2^31), clear of the
+/* The interface index of a VE veth's host end (even; the VE's end gets the
+ * next one), from the host end's name: in [2^30, 2^31), clear of the
  * indexes a kernel allocates, and the same on every node. */
 int hsp_net_ifindex(const char *host_if);
 
