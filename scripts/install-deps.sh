@@ -37,3 +37,9 @@ if [ -n "$missing" ]; then
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
+
+# Live migration's criu (>= 4.2, from a Debian sid tree).  Not fatal: a node
+# without it runs VEs as before and `hsp-runtime info` says why it cannot
+# checkpoint them (the checkpoint tests skip with that reason).
+sh "$(dirname "$0")/install-criu.sh" ||
+	echo "install-deps: no criu for live migration (see above); continuing" >&2

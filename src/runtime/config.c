@@ -279,6 +279,9 @@ int hsp_state_load(hsp_runtime_t *rt, const char *name, struct hsp_run_state *st
 	st->storage_lost = get_int(o, "storage_lost", 0) != 0;
 	st->last_exit = (int)get_int(o, "last_exit", -1);
 	st->cgroup = get_str(o, "cgroup");
+	st->restored.frozen_us = (uint64_t)get_int(o, "frozen_us", 0);
+	st->restored.dump_us = (uint64_t)get_int(o, "dump_us", 0);
+	st->restored.restore_us = (uint64_t)get_int(o, "restore_us", 0);
 	return 0;
 }
 
@@ -298,6 +301,14 @@ int hsp_state_save(hsp_runtime_t *rt, const char *name, const struct hsp_run_sta
 	json_object_object_add(o, "last_exit", json_object_new_int(st->last_exit));
 	if (st->cgroup)
 		json_object_object_add(o, "cgroup", json_object_new_string(st->cgroup));
+	if (st->restored.frozen_us) {
+		json_object_object_add(o, "frozen_us",
+				       json_object_new_int64((int64_t)st->restored.frozen_us));
+		json_object_object_add(o, "dump_us",
+				       json_object_new_int64((int64_t)st->restored.dump_us));
+		json_object_object_add(o, "restore_us",
+				       json_object_new_int64((int64_t)st->restored.restore_us));
+	}
 	cleanup_free char *path = hsp_strdup_printf("%s/%s/state.json", rt->run_dir, name);
 	return hsp_json_save(path, o, err);
 }

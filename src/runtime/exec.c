@@ -50,48 +50,6 @@ struct exec_ctx {
 
 #define FAIL(fmt, ...) hsp_errpipe_fail(x->errfd, errno, fmt ": %s", ##__VA_ARGS__, strerror(errno))
 
-static int send_fd(int sock, int fd)
-{
-	char dummy = 'm';
-	struct iovec iov = {.iov_base = &dummy, .iov_len = 1};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf)};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	return sendmsg(sock, &msg, 0) < 0 ? -errno : 0;
-}
-
-static int recv_fd(int sock)
-{
-	char dummy;
-	struct iovec iov = {.iov_base = &dummy, .iov_len = 1};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf)};
-	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) <= 0)
-		return -EIO;
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	if (c == NULL || c->cmsg_type != SCM_RIGHTS)
-		return -EIO;
-	int fd;
-	memcpy(&fd, CMSG_DATA(c), sizeof(int));
-	return fd;
-}
-
 /* Inside the VE: a pty from the VE's own devpts becomes our terminal. */
 static void setup_tty(struct exec_ctx *x)
 {
@@ -113,7 +71,7 @@ static void setup_tty(struct exec_ctx *x)
 	for (int i = 0; i < 3; i++)
 		if (dup2(slave, i) < 0)
 			FAIL("dup2");
-	int r = send_fd(x->sockfd, master);
+	int r = hsp_send_fd(x->sockfd, master);
 	if (r < 0) {
 		errno = -r;
 		FAIL("pass pty to caller");
@@ -272,7 +230,7 @@ static int run(struct exec_ctx *x, const char *name, int *status, hsp_error_t *e
 		return hsp_make_errno(err, e, "fork");
 	}
 	if (sk[0] >= 0) {
-		int master = recv_fd(sk[0]);
+		int master = hsp_recv_fd(sk[0]);
 		close(sk[0]);
 		if (master >= 0) {
 			proxy_tty(master);

@@ -64,6 +64,12 @@ struct hsp_create_opts {
 	struct hsp_limits limits;
 };
 
+struct hsp_migration_times {
+	uint64_t dump_us;    /* criu dump: the VE is frozen from its start */
+	uint64_t restore_us; /* criu restore, until the VE runs again */
+	uint64_t frozen_us;  /* wall clock, from the freeze to running again */
+};
+
 enum hsp_ve_status {
 	HSP_VE_STOPPED,
 	HSP_VE_RUNNING,
@@ -86,6 +92,8 @@ struct hsp_ve_info {
 	char *ip, *gateway, *bridge; /* NULL without networking */
 	struct hsp_limits limits;
 	struct hsp_usage usage; /* valid when running */
+	/* Set (frozen_us > 0) while a run that began with a restore goes on. */
+	struct hsp_migration_times restored;
 };
 
 struct hsp_exec_opts {
@@ -190,5 +198,34 @@ int hsp_ve_backup(hsp_runtime_t *rt, const char *name, const char *snap, int fd,
  * from fd; on failure nothing of it is left. */
 int hsp_ve_restore_backup(hsp_runtime_t *rt, const char *name, const char *pool, int fd,
 			  hsp_error_t *err);
+
+/* Live migration with CRIU (checkpoint.c, docs/runtime.md).  A checkpoint
+ * freezes a running VE, writes its processes and memory to `dir` (on
+ * storage the target node sees too) and stops it here, releasing its disk;
+ * a restore on the node that should run it reattaches the disk and resumes
+ * the processes with their TCP connections, on the same bridge name with
+ * the same address.  Needs criu >= 4.2 and a kernel >= 6.16 on both. */
+struct hsp_checkpoint_support {
+	bool supported;
+	char *reason;	    /* why not, one line; NULL when supported */
+	char *criu;	    /* the criu run, e.g. "/var/lib/hsp-criu/root:/usr/sbin/criu" */
+	char *criu_version; /* "4.2.1"; NULL if none was found */
+	char *kernel;	    /* uname -r */
+};
+/* Fills *s (always, also when unsupported; returns 0) after running
+ * `criu --version` and `criu check`.  Clear with the function below. */
+int hsp_checkpoint_probe(struct hsp_checkpoint_support *s, hsp_error_t *err);
+void hsp_checkpoint_support_clear(struct hsp_checkpoint_support *s);
+
+/* On success the VE is stopped here and `dir` holds checkpoint.json and
+ * the images; on failure the VE runs on as before. *t (optional) gets
+ * dump_us. */
+int hsp_ve_checkpoint(hsp_runtime_t *rt, const char *name, const char *dir,
+		      struct hsp_migration_times *t, hsp_error_t *err);
+/* Restores the checkpoint in `dir` of the stopped VE `name`; on failure the
+ * VE is left stopped and startable.  A restored checkpoint is spent (its
+ * checkpoint.json renamed): a second restore of it is refused. */
+int hsp_ve_restore(hsp_runtime_t *rt, const char *name, const char *dir,
+		   struct hsp_migration_times *t, hsp_error_t *err);
 
 #endif

@@ -60,6 +60,7 @@ int hsp_ve_info(hsp_runtime_t *rt, const char *name, struct hsp_ve_info *info, h
 		info->monitor_pid = st.monitor_pid;
 		info->started = st.started;
 		info->cgroup = st.cgroup ? strdup(st.cgroup) : NULL;
+		info->restored = st.restored;
 		struct hsp_cgroup *cg = NULL;
 		if (st.cgroup && hsp_cgroup_open(st.cgroup, &cg, &ignored) == 0)
 			hsp_cgroup_usage(cg, &info->usage, &ignored);

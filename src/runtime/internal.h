@@ -60,6 +60,8 @@ struct hsp_run_state {
 	int disk_loop_fd;
 	/* The VE was stopped because its pool's mount died under it. */
 	bool storage_lost;
+	/* Set when this run began by restoring a checkpoint. */
+	struct hsp_migration_times restored;
 };
 
 /* Paths (malloc'd). */
@@ -126,7 +128,8 @@ int hsp_helper_wait(pid_t pid, int errfd, const char *what, hsp_error_t *err);
 /* The body of hsp-monitor: never returns.  Expects the report pipe on
  * fd 3 and the VE's cgroup made by the caller. */
 void hsp_monitor_main(hsp_runtime_t *rt, const char *name, const char *cgroup,
-		      char *const *init_override) __attribute__((noreturn));
+		      char *const *init_override, const char *restore_dir)
+    __attribute__((noreturn));
 
 /* Starts the VE's init under a monitor.  With `foreground`, the calling
  * process is the monitor and returns the VE's last exit status in *status
@@ -134,5 +137,8 @@ void hsp_monitor_main(hsp_runtime_t *rt, const char *name, const char *cgroup,
  * once init has been exec'd. */
 int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override, bool foreground,
 		int *status, hsp_error_t *err);
+/* Like a detached start, but the monitor restores the checkpoint in `dir`
+ * (checkpoint.c) instead of booting init. */
+int hsp_ve_boot_restore(hsp_runtime_t *rt, const char *name, const char *dir, hsp_error_t *err);
 
 #endif

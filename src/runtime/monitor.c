@@ -8,6 +8,7 @@
  * is what "running" means, so a new runtime process re-adopts running VEs
  * from the run dir alone. */
 #define _GNU_SOURCE
+#include "checkpoint.h"
 #include "errpipe.h"
 #include "internal.h"
 #include "net.h"
@@ -49,7 +50,8 @@ struct boot {
 	bool detached; /* running as hsp-monitor, not in the caller */
 	struct hsp_root_layers layers;
 	bool layers_up;
-	int storage_pidfd; /* the ceph-fuse serving the VE's pool, or -1 */
+	int storage_pidfd;	 /* the ceph-fuse serving the VE's pool, or -1 */
+	const char *restore_dir; /* the first boot restores this checkpoint */
 	char host_if[HSP_NET_IFNAME_MAX + 1];
 };
 
@@ -81,18 +83,53 @@ static int watch_storage(struct boot *b)
 	return pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
 }
 
+/* The disk and template tree, attached for the VE's first boot and kept
+ * across reboots inside it. */
+static int attach_layers(struct boot *b, hsp_error_t *err)
+{
+	if (b->layers_up)
+		return 0;
+	b->layers_up = true;
+	int r = hsp_rootfs_attach(b->rt, &b->cfg, &b->layers, err);
+	if (r < 0)
+		return r;
+	b->st.disk_loop_fd = b->layers.loopfd;
+	b->storage_pidfd = watch_storage(b);
+	b->st.storage_lost = false;
+	return 0;
+}
+
+static void record_start(struct boot *b, pid_t pid)
+{
+	b->st.init_pid = pid;
+	b->st.init_start = hsp_pid_starttime(pid);
+	b->st.started = time(NULL);
+	hsp_error_t ignored = NULL;
+	/* The state file is advisory for readers; a write failure must not
+	 * take down a VE that is running. */
+	hsp_state_save(b->rt, b->cfg.name, &b->st, &ignored);
+	hsp_error_release(&ignored);
+}
+
+/* The first boot of a migrated VE: criu brings back its processes, with
+ * this monitor as init's parent (and so its reaper and pdeath target). */
+static int restore(struct boot *b, hsp_error_t *err)
+{
+	int r = attach_layers(b, err);
+	pid_t pid;
+	if (r == 0)
+		r = hsp_checkpoint_restore_tree(b->rt, &b->cfg, &b->layers, b->cg, b->host_if,
+						b->restore_dir, &pid, &b->st.restored, err);
+	if (r == 0)
+		record_start(b, pid);
+	return r;
+}
+
 static int spawn(struct boot *b, hsp_error_t *err)
 {
-	int r = 0;
-	if (!b->layers_up) {
-		b->layers_up = true;
-		r = hsp_rootfs_attach(b->rt, &b->cfg, &b->layers, err);
-		if (r < 0)
-			return r;
-		b->st.disk_loop_fd = b->layers.loopfd;
-		b->storage_pidfd = watch_storage(b);
-		b->st.storage_lost = false;
-	}
+	int r = attach_layers(b, err);
+	if (r < 0)
+		return r;
 	const struct hsp_root_layers l = b->layers;
 	struct hsp_spawn s = {
 	    .rootfs = l.root,
@@ -114,14 +151,7 @@ static int spawn(struct boot *b, hsp_error_t *err)
 	r = hsp_spawn_init(&s, &pid, err);
 	if (r < 0)
 		return r;
-	b->st.init_pid = pid;
-	b->st.init_start = hsp_pid_starttime(pid);
-	b->st.started = time(NULL);
-	hsp_error_t ignored = NULL;
-	/* The state file is advisory for readers; a write failure must not
-	 * take down a VE that is running. */
-	hsp_state_save(b->rt, b->cfg.name, &b->st, &ignored);
-	hsp_error_release(&ignored);
+	record_start(b, pid);
 	return 0;
 }
 
@@ -214,12 +244,16 @@ static void teardown(struct boot *b)
 		b->storage_pidfd = -1;
 	}
 	if (b->layers_up) {
+		bool had_disk = b->layers.loopfd >= 0;
 		hsp_rootfs_detach(&b->layers);
 		b->layers_up = false;
 		b->st.disk_loop_fd = -1;
-		/* Stopped means the disk is free for another node to mount. */
+		/* Stopped means the disk is free for another node to mount; a
+		 * boot that never got it (in use elsewhere) has nothing to wait
+		 * for. */
 		cleanup_free char *img = hsp_disk_path(b->rt, b->cfg.name);
-		hsp_disk_wait_released(img, 10000);
+		if (had_disk)
+			hsp_disk_wait_released(img, 10000);
 	}
 	if (b->cfg.ip) {
 		/* Synchronous: a start right after finds the name free. */
@@ -372,11 +406,11 @@ static void shrink_footprint(void)
  * lives as long as the VE, never loads libcgroup's tables); the monitor
  * takes the VE's lock, boots it, reports on fd 3 and supervises. */
 void hsp_monitor_main(hsp_runtime_t *rt, const char *name, const char *cgroup,
-		      char *const *init_override)
+		      char *const *init_override, const char *restore_dir)
 {
 	const int report_fd = 3;
 	detach_self();
-	struct boot b = {.detached = true, .storage_pidfd = -1};
+	struct boot b = {.detached = true, .storage_pidfd = -1, .restore_dir = restore_dir};
 	hsp_error_t err = NULL;
 	int lock = -1;
 	int r = prepare(rt, name, init_override, &b, &err);
@@ -389,7 +423,7 @@ void hsp_monitor_main(hsp_runtime_t *rt, const char *name, const char *cgroup,
 		b.st.last_exit = -1;
 		b.st.disk_loop_fd = -1;
 		b.st.cgroup = cgroup ? strdup(cgroup) : NULL;
-		r = spawn(&b, &err);
+		r = restore_dir ? restore(&b, &err) : spawn(&b, &err);
 		if (r < 0)
 			teardown(&b);
 	}
@@ -413,7 +447,7 @@ static __attribute__((noreturn)) void exec_monitor(struct boot *b, const char *p
 	else
 		dup2(report_fd, 3);
 	size_t n = hsp_strv_len(init_override);
-	const char **argv = calloc(n + 12, sizeof(char *));
+	const char **argv = calloc(n + 14, sizeof(char *));
 	size_t i = 0;
 	if (argv) {
 		argv[i++] = "hsp-monitor";
@@ -424,6 +458,10 @@ static __attribute__((noreturn)) void exec_monitor(struct boot *b, const char *p
 		if (b->cg) {
 			argv[i++] = "--cgroup";
 			argv[i++] = hsp_cgroup_path(b->cg);
+		}
+		if (b->restore_dir) {
+			argv[i++] = "--restore";
+			argv[i++] = b->restore_dir;
 		}
 		argv[i++] = b->cfg.name;
 		if (n > 0)
@@ -493,7 +531,16 @@ static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_overri
 	int r = hsp_config_load(rt, name, &b->cfg, err);
 	if (r < 0)
 		return r;
+	uid_t base = b->cfg.id_base;
 	r = hsp_idmap_claim(rt, name, &b->cfg.id_base, err);
+	if (r == 1 && b->restore_dir) {
+		/* criu restores the user namespace's mapping as it was. */
+		hsp_idmap_release(rt, name, b->cfg.id_base);
+		return hsp_make_error(err, EBUSY,
+				      "restore: VE `%s`'s id range %u is used by another VE on "
+				      "this node",
+				      name, base);
+	}
 	if (r == 1)
 		r = hsp_config_save(rt, &b->cfg, err);
 	if (r < 0)
@@ -555,6 +602,23 @@ int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override,
 	if (status)
 		*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 out:
+	boot_clear(&b);
+	return r;
+}
+
+int hsp_ve_boot_restore(hsp_runtime_t *rt, const char *name, const char *dir, hsp_error_t *err)
+{
+	cleanup_close int oplock = hsp_lock_ve(rt, name, err);
+	if (oplock < 0)
+		return oplock;
+	struct boot b = {.storage_pidfd = -1, .restore_dir = dir};
+	int r = prepare(rt, name, NULL, &b, err);
+	if (r == 0 && hsp_ve_is_running(rt, name))
+		r = hsp_make_error(err, EBUSY, "restore: VE `%s` is already running", name);
+	if (r == 0 && b.rt->no_cgroups)
+		r = hsp_make_error(err, EOPNOTSUPP, "restore: VEs need cgroups to be restored");
+	if (r == 0)
+		r = detach_monitor(&b, NULL, err);
 	boot_clear(&b);
 	return r;
 }

@@ -103,6 +103,11 @@ void hsp_net_host_ifname(const char *instance, const char *ve_name,
 		 (unsigned long long)(hsp_hash64(key) >> 24));
 }
 
+int hsp_net_ifindex(const char *host_if)
+{
+	return (int)(0x40000000U | (uint32_t)(hsp_hash64(host_if) & 0x3ffffffeU));
+}
+
 int hsp_net_validate_ifname(const char *name, hsp_error_t *err)
 {
 	/* The kernel's dev_valid_name(). */
@@ -348,11 +353,19 @@ int hsp_net_veth_create(const char *host_if, const char *peer_if, pid_t target_p
 	if (veth == NULL)
 		return hsp_make_error(err, ENOMEM, "allocate veth");
 	rtnl_link_set_name(veth, host_if);
+	/* Fixed indexes for both ends (the VE's one above the host's), far above
+	 * the small ones a node hands out: criu recreates a restored VE's
+	 * eth0 with its old index through a request sent in the node's
+	 * namespace, where the kernel looks the index up first, and refuses
+	 * if a device of another kind has it (the bridge is often index 2). */
+	int ifindex = hsp_net_ifindex(host_if);
+	rtnl_link_set_ifindex(veth, ifindex);
 	rtnl_link_set_master(veth, rtnl_link_get_ifindex(br));
 	rtnl_link_set_flags(veth, IFF_UP);
 	/* Owned by veth. */
 	struct rtnl_link *peer = rtnl_link_veth_get_peer(veth);
 	rtnl_link_set_name(peer, peer_if);
+	rtnl_link_set_ifindex(peer, ifindex + 1);
 	rtnl_link_set_ns_pid(peer, target_pid);
 	rtnl_link_put(peer);
 	/* One RTM_NEWLINK: the kernel creates both ends, brings the host end

@@ -45,6 +45,11 @@ bool hsp_net_contains(const struct hsp_net_addr *net, const struct hsp_net_addr 
 void hsp_net_host_ifname(const char *instance, const char *ve_name,
 			 char out[HSP_NET_IFNAME_MAX + 1]);
 
+/* The interface index of a VE veth's host end (even; the VE's end gets the
+ * next one), from the host end's name: in [2^30, 2^31), clear of the
+ * indexes a kernel allocates, and the same on every node. */
+int hsp_net_ifindex(const char *host_if);
+
 /* 0 if `name` is a name the kernel accepts for an interface. */
 int hsp_net_validate_ifname(const char *name, hsp_error_t *err);
 

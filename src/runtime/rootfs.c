@@ -137,7 +137,11 @@ int hsp_rootfs_attach(hsp_runtime_t *rt, const struct hsp_ve_config *c, struct h
 	cleanup_free char *run = hsp_ve_run_dir(rt, c->name);
 	l->mnt_private = hsp_strdup_printf("%s/private", run);
 	l->mnt_lower = hsp_strdup_printf("%s/lower", run);
-	/* A monitor killed outright leaves these, holding the disk. */
+	/* A monitor killed outright leaves these, holding the disk (the root
+	 * one only while it restored a checkpoint). */
+	cleanup_free char *root = hsp_strdup_printf("%s/root", run);
+	while (umount2(root, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+		;
 	while (umount2(l->mnt_private, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
 		;
 	while (umount2(l->mnt_lower, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)

@@ -211,30 +211,47 @@ static void open_layers(int errfd, const struct hsp_spawn *s, int fds[4])
 	}
 }
 
+int hsp_overlay_fsmount(const int layers[3], const char **step)
+{
+	static const char *const keys[3] = {"lowerdir", "upperdir", "workdir"};
+	*step = "open overlay file system";
+	int fs = fsopen("overlay", FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return -errno;
+	int r = 0;
+	for (int i = 0; i < 3 && r == 0; i++) {
+		char p[32];
+		fdpath(p, layers[i]);
+		*step = keys[i];
+		if (fsconfig(fs, FSCONFIG_SET_STRING, keys[i], p, 0) < 0)
+			r = -errno;
+	}
+	/* trusted.* xattrs are out of reach in a user namespace. */
+	*step = "userxattr";
+	if (r == 0 && fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0)
+		r = -errno;
+	*step = "mount overlay for the VE root";
+	if (r == 0 && fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		r = -errno;
+	*step = "overlay: fsmount";
+	int m = r == 0 ? fsmount(fs, FSMOUNT_CLOEXEC, 0) : r;
+	if (m < 0 && r == 0)
+		r = -errno;
+	close(fs);
+	return r < 0 ? r : m;
+}
+
 /* Mounted as the VE's root, in its user namespace: copy-up then creates
  * files as the VE's root, through the idmapped upper layer, so they are
  * stored with the VE's own ids.  Returns the overlay's root. */
 static int mount_overlay(int errfd, const int fds[4])
 {
-	static const char *const keys[3] = {"lowerdir", "upperdir", "workdir"};
-	int fs = fsopen("overlay", FSOPEN_CLOEXEC);
-	if (fs < 0)
-		FAIL("open overlay file system");
-	for (int i = 0; i < 3; i++) {
-		char p[32];
-		fdpath(p, fds[i]);
-		if (fsconfig(fs, FSCONFIG_SET_STRING, keys[i], p, 0) < 0)
-			FAIL("overlay: set %s", keys[i]);
+	const char *step;
+	int m = hsp_overlay_fsmount(fds, &step);
+	if (m < 0) {
+		errno = -m;
+		FAIL("%s", step);
 	}
-	/* trusted.* xattrs are out of reach in a user namespace. */
-	if (fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0)
-		FAIL("overlay: set userxattr");
-	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-		FAIL("mount overlay for the VE root");
-	int m = fsmount(fs, FSMOUNT_CLOEXEC, 0);
-	if (m < 0)
-		FAIL("overlay: fsmount");
-	close(fs);
 	if (move_mount(m, "", fds[3], "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 		FAIL("attach VE root overlay");
 	for (int i = 0; i < 4; i++)

@@ -28,6 +28,12 @@ struct hsp_spawn {
  * exec (negative errno, *err says where; the child is reaped). */
 int hsp_spawn_init(const struct hsp_spawn *s, pid_t *pid, hsp_error_t *err);
 
+/* The VE root's overlay of the layers lower, upper and work (O_PATH fds),
+ * made by a caller that is root in the VE's user namespace (copy-up runs
+ * with the mounter's credentials), as a detached mount: its fd, or -errno
+ * with *step naming what failed.  Also used to restore a checkpoint. */
+int hsp_overlay_fsmount(const int layers[3], const char **step);
+
 /* Used by exec as well: the environment of a process started in a VE. */
 extern char *const hsp_default_env[];
 

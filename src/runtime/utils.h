@@ -71,4 +71,9 @@ uint64_t hsp_now_ns(void);
 /* Short stable hash (FNV-1a 64) for naming per-instance resources. */
 uint64_t hsp_hash64(const char *s);
 
+/* One fd over a unix socket (SCM_RIGHTS); recv returns it close-on-exec,
+ * or -EIO. */
+int hsp_send_fd(int sock, int fd);
+int hsp_recv_fd(int sock);
+
 #endif

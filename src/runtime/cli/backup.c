@@ -31,29 +31,3 @@ int cmd_backup(struct cli *g, int argc, char **argv)
 	hsp_runtime_close(rt);
 	return r < 0 ? cli_fail(&err) : 0;
 }
-
-int cmd_restore(struct cli *g, int argc, char **argv)
-{
-	static const struct option opts[] = {
-	    {"pool", required_argument, NULL, 'p'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *pool = NULL;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c != 'p')
-			return cli_bad_option("restore", argv);
-		pool = optarg;
-	}
-	if (optind + 1 != argc)
-		return cli_usage("restore: expected exactly one VE name");
-	if (isatty(0))
-		return cli_usage("restore: reads a backup from stdin: redirect it from a file");
-	hsp_runtime_t *rt;
-	if (cli_open(g, &rt))
-		return 1;
-	hsp_error_t err = NULL;
-	int r = hsp_ve_restore_backup(rt, argv[optind], pool, 0, &err);
-	hsp_runtime_close(rt);
-	return r < 0 ? cli_fail(&err) : 0;
-}

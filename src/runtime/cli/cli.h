@@ -73,5 +73,7 @@ int cmd_umount(struct cli *g, int argc, char **argv);
 int cmd_snapshot(struct cli *g, int argc, char **argv);
 int cmd_backup(struct cli *g, int argc, char **argv);
 int cmd_restore(struct cli *g, int argc, char **argv);
+int cmd_checkpoint(struct cli *g, int argc, char **argv);
+int cmd_info(struct cli *g, int argc, char **argv);
 
 #endif

@@ -136,6 +136,13 @@ json_object *cli_info_json(const struct hsp_ve_info *i)
 		json_object_object_add(o, "usage", u);
 		if (i->cgroup)
 			json_object_object_add(o, "cgroup", cgroup_json(i->cgroup));
+		if (i->restored.frozen_us) {
+			json_object *m = json_object_new_object();
+			add_u64(m, "frozen_us", i->restored.frozen_us);
+			add_u64(m, "dump_us", i->restored.dump_us);
+			add_u64(m, "restore_us", i->restored.restore_us);
+			json_object_object_add(o, "restored", m);
+		}
 	}
 	return o;
 }

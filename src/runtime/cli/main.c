@@ -37,7 +37,13 @@ static const struct {
      "snapshot create NAME SNAP [--json] | snapshot list NAME [--json] | snapshot restore NAME "
      "SNAP | snapshot delete NAME SNAP"},
     {"backup", cmd_backup, "backup NAME [--snapshot SNAP] > FILE   (a zstd-compressed tar)"},
-    {"restore", cmd_restore, "restore NAME [--pool P] < FILE   (a new VE from a backup)"},
+    {"restore", cmd_restore,
+     "restore NAME [--pool P] < FILE   (a new VE from a backup) | restore NAME --dir D [--json]   "
+     "(resume a checkpoint)"},
+    {"checkpoint", cmd_checkpoint,
+     "checkpoint NAME --dir D [--json]   (freeze and dump a running VE to D, for a restore on "
+     "another node; it stops here)"},
+    {"info", cmd_info, "info [--json]   (whether this node can checkpoint VEs, and if not why)"},
     {"template", cmd_template,
      "template list [--pool P] [--json] | template import NAME SOURCE [--pool P] ..."},
 };

@@ -4,9 +4,10 @@
  * so each of the hundreds of monitors on a node holds only what it uses
  * (the CLI maps 20 libraries it no longer needs once the VE runs).
  *
- *   hsp-monitor --root DIR --run-dir DIR [--cgroup SPEC] NAME [-- INIT...]
+ *   hsp-monitor --root DIR --run-dir DIR [--cgroup SPEC] [--restore DIR] NAME [-- INIT...]
  *
  * Without --cgroup the VE runs without cgroups (hsp-runtime --no-cgroups).
+ * With --restore the VE's first boot restores that checkpoint (CRIU).
  *
  * fd 3 is the report pipe back to the starter. */
 #define _GNU_SOURCE
@@ -31,9 +32,10 @@ int main(int argc, char **argv)
 	    {"root", required_argument, NULL, 'r'},
 	    {"run-dir", required_argument, NULL, 'R'},
 	    {"cgroup", required_argument, NULL, 'c'},
+	    {"restore", required_argument, NULL, 'x'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *root = NULL, *run_dir = NULL, *cgroup = NULL;
+	const char *root = NULL, *run_dir = NULL, *cgroup = NULL, *restore = NULL;
 	int c;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
@@ -46,6 +48,9 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			cgroup = optarg;
+			break;
+		case 'x':
+			restore = optarg;
 			break;
 		default:
 			fail("invalid option");
@@ -63,5 +68,5 @@ int main(int argc, char **argv)
 	hsp_error_t err = NULL;
 	if (hsp_runtime_open(&rt, root, run_dir, &err) < 0)
 		fail(err->msg);
-	hsp_monitor_main(rt, name, cgroup, init);
+	hsp_monitor_main(rt, name, cgroup, init, restore);
 }
