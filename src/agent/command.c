@@ -444,6 +444,9 @@ static bool simple_args(const Hsp__V1__Command *cmd, struct argv_buf *b)
 		argv_add(b, cmd->ve);
 		limit_args(b, cmd->limits);
 		return true;
+	case HSP__V1__COMMAND_KIND__COMMAND_KIND_CHECKPOINT:
+	case HSP__V1__COMMAND_KIND__COMMAND_KIND_RESTORE:
+		return true; /* their own functions build theirs */
 	case HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_CREATE:
 	case HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_RESTORE:
 	case HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_DELETE:
@@ -472,13 +475,75 @@ static Hsp__V1__AgentMessage *do_release_storage(struct job *j)
 	return run_verb(j, &b);
 }
 
+/* ------------------------------------------------------------ live migration */
+
+/* Where a VE's checkpoint goes: in the shared pool, which the source and
+ * the target both mount under their runtime roots. */
+static char *checkpoint_dir(const struct job *j)
+{
+	return hsp_strdup_printf("%s/pools/%s/migrations/%s", j->a->c.root, j->storage->pool,
+				 j->cmd->ve);
+}
+
+static Hsp__V1__AgentMessage *do_checkpoint(struct job *j)
+{
+	if (j->storage == NULL)
+		return fail(j->cmd->id, GRPC_STATUS_FAILED_PRECONDITION,
+			    "live migration needs the shared pool");
+	cleanup_free char *dir = checkpoint_dir(j);
+	cleanup_free char *parent = hsp_strdup_printf("%s/..", dir);
+	hsp_error_t err = NULL;
+	/* A checkpoint left by a move that failed half-way is stale. */
+	if (hsp_rm_rf(dir, &err) < 0 || hsp_mkdir_p(parent, 0700, &err) < 0)
+		return from_error(j->cmd->id, &err);
+	char *args[] = {"checkpoint", j->cmd->ve, "--dir", dir, NULL};
+	struct argv_buf b = {.v = args};
+	return run_verb(j, &b);
+}
+
+static Hsp__V1__AgentMessage *do_restore(struct job *j)
+{
+	if (j->storage == NULL)
+		return fail(j->cmd->id, GRPC_STATUS_FAILED_PRECONDITION,
+			    "live migration needs the shared pool");
+	/* Finding the VE mounts its pool here, where the checkpoint is. */
+	Hsp__V1__VeStatus *ve = NULL;
+	hsp_error_t err = NULL;
+	if (report_ve_state(&j->a->c, j->cmd->ve, &ve, NULL, &err) < 0)
+		return from_error(j->cmd->id, &err);
+	pb_free(ve);
+	cleanup_free char *dir = checkpoint_dir(j);
+	char *args[] = {"restore", j->cmd->ve, "--dir", dir, "--json", NULL};
+	struct run_out r;
+	if (run_runtime(&j->a->c, args, verb_timeout_ms(j->cmd), &r, &err) < 0)
+		return from_error(j->cmd->id, &err);
+	cleanup_free char *msg = NULL;
+	int code = run_code(&r, &msg);
+	json_object *o = NULL, *v = NULL;
+	if (code == GRPC_STATUS_OK && report_parse_json(&r, &o, &err) == 0 &&
+	    json_object_object_get_ex(o, "frozen_us", &v)) {
+		free(msg);
+		msg = hsp_strdup_printf("frozen for %lld ms",
+					(long long)json_object_get_int64(v) / 1000);
+	}
+	hsp_error_release(&err);
+	json_object_put(o);
+	run_out_clear(&r);
+	if (code == GRPC_STATUS_OK && hsp_rm_rf(dir, &err) < 0) {
+		agent_log("restore %s: %s", j->cmd->ve, err->msg);
+		hsp_error_release(&err);
+	}
+	return pb_result_msg(j->cmd->id, code, msg);
+}
+
 static Hsp__V1__AgentMessage *run_job(struct job *j)
 {
 	const Hsp__V1__Command *cmd = j->cmd;
 	if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_RELEASE_STORAGE)
 		return do_release_storage(j);
 	if (cmd->kind < HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE ||
-	    cmd->kind > HSP__V1__COMMAND_KIND__COMMAND_KIND_KILL)
+	    cmd->kind > HSP__V1__COMMAND_KIND__COMMAND_KIND_RESTORE ||
+	    cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CANCEL)
 		return fail(cmd->id, GRPC_STATUS_UNIMPLEMENTED, "unknown command kind %d",
 			    (int)cmd->kind);
 	Hsp__V1__AgentMessage *m = check_names(cmd);
@@ -498,6 +563,10 @@ static Hsp__V1__AgentMessage *run_job(struct job *j)
 		m = do_start(j, &b);
 	else if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_LIST)
 		m = do_snapshot_list(j, &b);
+	else if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CHECKPOINT)
+		m = do_checkpoint(j);
+	else if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_RESTORE)
+		m = do_restore(j);
 	else
 		m = run_verb(j, &b);
 	/* A destroyed VE has no status; a failed destroy still has one. */
@@ -554,7 +623,9 @@ void command_dispatch(struct agent *a, const Hsp__V1__Command *cmd)
 	if (*j->cmd->ve == '\0' && j->cmd->spec && *j->cmd->spec->name)
 		j->cmd->ve = pb_str(j->cmd->spec->name);
 	if ((cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE ||
-	     cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_RELEASE_STORAGE) &&
+	     cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_RELEASE_STORAGE ||
+	     cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CHECKPOINT ||
+	     cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_RESTORE) &&
 	    storage_is_cephfs(a->config))
 		j->storage = pb_clone(&a->config->storage->base);
 	jobs_add(a->jobs, cmd->id);

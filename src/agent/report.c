@@ -14,8 +14,6 @@
 #include <unistd.h>
 
 #define GATHER_TIMEOUT_MS 60000
-#define CRIU_MIN_MAJOR 4
-#define CRIU_MIN_MINOR 2
 
 static void *xcalloc(size_t n, size_t size)
 {
@@ -257,23 +255,20 @@ int report_templates(const struct agent_conf *c, const char *pool, Hsp__V1__Temp
 	return 0;
 }
 
-/* `criu --version` says "Version: 4.2" (and more lines). */
+/* The runtime knows whether this node can checkpoint (its criu, its
+ * kernel): `info --json`. */
 bool report_has_criu(const struct agent_conf *c)
 {
-	char *argv[] = {"criu", "--version", NULL};
-	struct run_spec spec = {.argv = argv, .envp = c->child_env, .timeout_ms = 5000};
-	struct run_out r;
+	char *args[] = {"info", "--json", NULL};
+	json_object *o = NULL, *cp = NULL, *sup = NULL;
 	hsp_error_t err = NULL;
-	if (run_program(&spec, &r, &err) < 0) {
+	if (runtime_json(c, args, &o, &err) < 0) {
 		hsp_error_release(&err);
 		return false;
 	}
-	unsigned major = 0, minor = 0;
-	const char *v = r.out ? strstr(r.out, "Version:") : NULL;
-	bool ok = WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 && v &&
-		  sscanf(v, "Version: %u.%u", &major, &minor) == 2 &&
-		  (major > CRIU_MIN_MAJOR || (major == CRIU_MIN_MAJOR && minor >= CRIU_MIN_MINOR));
-	run_out_clear(&r);
+	bool ok = json_object_object_get_ex(o, "checkpoint", &cp) &&
+		  json_object_object_get_ex(cp, "supported", &sup) && json_object_get_boolean(sup);
+	json_object_put(o);
 	return ok;
 }
 
