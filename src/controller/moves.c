@@ -157,9 +157,13 @@ static void on_started(void *ud, const Hsp__V1__CommandResult *res)
 			move_end(m, ve, GRPC_STATUS_OK, "rescue finished, running on node %s",
 				 ve->node);
 		else
-			move_end(m, ve, GRPC_STATUS_OK, "%s node %s to node %s; down for %lld ms",
-				 m->kind == MOVE_FAILOVER ? "failed over from" : "moved from",
-				 m->from, m->to, (long long)down);
+			move_end(m, ve, GRPC_STATUS_OK,
+				 "%s node %s to node %s; down for %lld ms%s%s",
+				 m->kind == MOVE_FAILOVER ? "failed over from"
+				 : m->live		  ? "moved live from"
+							  : "moved from",
+				 m->from, m->to, (long long)down, *res->message ? "; " : "",
+				 res->message);
 		return;
 	}
 	/* The target could not: back to the source, which had it a moment ago
