@@ -51,6 +51,7 @@ struct boot {
 	bool layers_up;
 	int storage_pidfd; /* the ceph-fuse serving the VE's pool, or -1 */
 	char host_if[HSP_NET_IFNAME_MAX + 1];
+	unsigned char mac[6]; /* the VE's eth0 */
 };
 
 static void shrink_footprint(void);
@@ -109,6 +110,7 @@ static int spawn(struct boot *b, hsp_error_t *err)
 	    .gateway = b->cfg.gateway,
 	    .bridge = b->cfg.bridge,
 	    .host_if = b->host_if,
+	    .mac = b->mac,
 	};
 	pid_t pid;
 	r = hsp_spawn_init(&s, &pid, err);
@@ -118,6 +120,10 @@ static int spawn(struct boot *b, hsp_error_t *err)
 	b->st.init_start = hsp_pid_starttime(pid);
 	b->st.started = time(NULL);
 	hsp_error_t ignored = NULL;
+	/* The address may have been another node's a moment ago: neighbours
+	 * learn where it is now.  Best effort, reaped with the orphans. */
+	if (b->cfg.ip && hsp_net_announce_async(pid, "eth0", b->cfg.ip, 3, 100, &ignored) < 0)
+		hsp_error_release(&ignored);
 	/* The state file is advisory for readers; a write failure must not
 	 * take down a VE that is running. */
 	hsp_state_save(b->rt, b->cfg.name, &b->st, &ignored);
@@ -499,6 +505,8 @@ static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_overri
 	if (r < 0)
 		return r;
 	hsp_net_host_ifname(rt->instance, name, b->host_if);
+	if (b->cfg.ip)
+		hsp_net_ve_mac(name, b->cfg.ip, b->mac);
 	b->argv = init_override && init_override[0] ? init_override : b->cfg.init;
 	cleanup_free char *img = hsp_disk_path(rt, name);
 	if (access(img, F_OK) < 0)

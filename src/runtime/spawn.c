@@ -372,12 +372,12 @@ static int plug_network(const struct hsp_spawn *s, pid_t pid, hsp_error_t *err)
 	int r = hsp_net_bridge_ensure(s->bridge, err);
 	if (r < 0)
 		return r;
-	r = hsp_net_veth_create(s->host_if, "eth0", pid, s->bridge, err);
+	r = hsp_net_veth_create(s->host_if, "eth0", pid, s->bridge, s->mac, err);
 	if (r == -EEXIST) {
 		hsp_error_release(err);
 		r = hsp_net_veth_delete(s->host_if, err);
 		if (r == 0)
-			r = hsp_net_veth_create(s->host_if, "eth0", pid, s->bridge, err);
+			r = hsp_net_veth_create(s->host_if, "eth0", pid, s->bridge, s->mac, err);
 	}
 	return r;
 }

@@ -22,6 +22,7 @@ struct hsp_spawn {
 	const struct hsp_seccomp_prog *seccomp;
 	/* Network: ip NULL means loopback only. */
 	const char *ip, *gateway, *bridge, *host_if;
+	const unsigned char *mac; /* eth0's; NULL: random */
 };
 
 /* Returns once init has been exec'd (0, *pid set) or has failed before
