@@ -92,7 +92,7 @@ test_start_announces_the_address() {
 	hspn create an --template busybox --ip 10.88.0.9/24
 
 	capture() {
-		inns timeout 2 tcpdump -n -e -l -i hspbr0 arp >"$cap" 2>"$cap.err" &
+		inns timeout 2 tcpdump -Z root -n -e -l -i hspbr0 arp >"$cap" 2>"$cap.err" &
 		wait_until 5 grep -q 'listening on' "$cap.err" || fail "tcpdump did not start"
 	}
 	capture
