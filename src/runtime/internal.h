@@ -43,6 +43,9 @@ struct hsp_ve_config {
 	char *ip;      /* CIDR of eth0 */
 	char *gateway; /* may be NULL */
 	char *bridge;
+	/* The public keys create authorized for root (NULL: none), kept for a
+	 * rescue boot, which cannot rely on the VE's own copy. */
+	char *ssh_keys;
 };
 
 /* What a running (or last run) VE is: <run_dir>/<name>/state.json, written
@@ -60,6 +63,8 @@ struct hsp_run_state {
 	int disk_loop_fd;
 	/* The VE was stopped because its pool's mount died under it. */
 	bool storage_lost;
+	/* Booted in rescue mode (hsp_start_opts). */
+	bool rescue;
 };
 
 /* Paths (malloc'd). */
@@ -126,13 +131,14 @@ int hsp_helper_wait(pid_t pid, int errfd, const char *what, hsp_error_t *err);
 /* The body of hsp-monitor: never returns.  Expects the report pipe on
  * fd 3 and the VE's cgroup made by the caller. */
 void hsp_monitor_main(hsp_runtime_t *rt, const char *name, const char *cgroup,
-		      char *const *init_override) __attribute__((noreturn));
+		      char *const *init_override, const struct hsp_start_opts *opts)
+    __attribute__((noreturn));
 
 /* Starts the VE's init under a monitor.  With `foreground`, the calling
  * process is the monitor and returns the VE's last exit status in *status
  * when it stops; otherwise a detached monitor is forked and this returns
  * once init has been exec'd. */
-int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override, bool foreground,
-		int *status, hsp_error_t *err);
+int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override,
+		const struct hsp_start_opts *opts, bool foreground, int *status, hsp_error_t *err);
 
 #endif

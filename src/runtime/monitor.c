@@ -111,6 +111,8 @@ static int spawn(struct boot *b, hsp_error_t *err)
 	    .bridge = b->cfg.bridge,
 	    .host_if = b->host_if,
 	    .mac = b->mac,
+	    .rescue = b->st.rescue,
+	    .ssh_keys = b->cfg.ssh_keys,
 	};
 	pid_t pid;
 	r = hsp_spawn_init(&s, &pid, err);
@@ -341,8 +343,18 @@ static void detach_self(void)
 	prctl(PR_SET_NAME, "hsp-monitor");
 }
 
-static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_override, struct boot *b,
-		   hsp_error_t *err);
+static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_override,
+		   const struct hsp_start_opts *opts, struct boot *b, hsp_error_t *err);
+
+/* A flat root has no pristine tree to boot in place of the VE's own. */
+static int check_rescue(const struct boot *b, hsp_error_t *err)
+{
+	if (b->st.rescue && b->cfg.tree == NULL)
+		return hsp_make_error(err, EINVAL,
+				      "VE `%s`: rescue needs a VE created from a stored template",
+				      b->cfg.name);
+	return 0;
+}
 
 /* A node runs one monitor per VE for the VE's lifetime, so what it keeps
  * resident matters: the code of our own image that booting faulted in
@@ -378,14 +390,14 @@ static void shrink_footprint(void)
  * lives as long as the VE, never loads libcgroup's tables); the monitor
  * takes the VE's lock, boots it, reports on fd 3 and supervises. */
 void hsp_monitor_main(hsp_runtime_t *rt, const char *name, const char *cgroup,
-		      char *const *init_override)
+		      char *const *init_override, const struct hsp_start_opts *opts)
 {
 	const int report_fd = 3;
 	detach_self();
 	struct boot b = {.detached = true, .storage_pidfd = -1};
 	hsp_error_t err = NULL;
 	int lock = -1;
-	int r = prepare(rt, name, init_override, &b, &err);
+	int r = prepare(rt, name, init_override, opts, &b, &err);
 	if (r == 0)
 		r = lock = take_monitor_lock(rt, name, &err);
 	if (r >= 0 && cgroup)
@@ -419,7 +431,7 @@ static __attribute__((noreturn)) void exec_monitor(struct boot *b, const char *p
 	else
 		dup2(report_fd, 3);
 	size_t n = hsp_strv_len(init_override);
-	const char **argv = calloc(n + 12, sizeof(char *));
+	const char **argv = calloc(n + 13, sizeof(char *));
 	size_t i = 0;
 	if (argv) {
 		argv[i++] = "hsp-monitor";
@@ -431,6 +443,8 @@ static __attribute__((noreturn)) void exec_monitor(struct boot *b, const char *p
 			argv[i++] = "--cgroup";
 			argv[i++] = hsp_cgroup_path(b->cg);
 		}
+		if (b->st.rescue)
+			argv[i++] = "--rescue";
 		argv[i++] = b->cfg.name;
 		if (n > 0)
 			argv[i++] = "--";
@@ -492,11 +506,15 @@ static int detach_monitor(struct boot *b, char *const *init_override, hsp_error_
 	return r;
 }
 
-static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_override, struct boot *b,
-		   hsp_error_t *err)
+static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_override,
+		   const struct hsp_start_opts *opts, struct boot *b, hsp_error_t *err)
 {
 	b->rt = rt;
 	int r = hsp_config_load(rt, name, &b->cfg, err);
+	if (r < 0)
+		return r;
+	b->st.rescue = opts && opts->rescue;
+	r = check_rescue(b, err);
 	if (r < 0)
 		return r;
 	r = hsp_idmap_claim(rt, name, &b->cfg.id_base, err);
@@ -527,8 +545,8 @@ static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_overri
 	return 0;
 }
 
-int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override, bool foreground,
-		int *status, hsp_error_t *err)
+int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override,
+		const struct hsp_start_opts *opts, bool foreground, int *status, hsp_error_t *err)
 {
 	int r = hsp_validate_name(name, "VE", err);
 	if (r < 0)
@@ -539,9 +557,11 @@ int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override,
 	cleanup_close int lock = -1;
 	int st;
 	struct boot b = {.storage_pidfd = -1};
-	r = prepare(rt, name, init_override, &b, err);
-	if (r == 0 && hsp_ve_is_running(rt, name))
+	/* Before prepare, which would change things on the way. */
+	if (hsp_ve_is_running(rt, name))
 		r = hsp_make_error(err, EBUSY, "VE `%s` is already running", name);
+	else
+		r = prepare(rt, name, init_override, opts, &b, err);
 	if (r < 0)
 		goto out;
 	if (!foreground) {
@@ -569,11 +589,17 @@ out:
 
 int hsp_ve_start(hsp_runtime_t *rt, const char *name, hsp_error_t *err)
 {
-	return hsp_ve_boot(rt, name, NULL, false, NULL, err);
+	return hsp_ve_boot(rt, name, NULL, NULL, false, NULL, err);
+}
+
+int hsp_ve_start_opts(hsp_runtime_t *rt, const char *name, const struct hsp_start_opts *opts,
+		      hsp_error_t *err)
+{
+	return hsp_ve_boot(rt, name, NULL, opts, false, NULL, err);
 }
 
 int hsp_ve_run(hsp_runtime_t *rt, const char *name, char *const *init, int *status,
 	       hsp_error_t *err)
 {
-	return hsp_ve_boot(rt, name, init, true, status, err);
+	return hsp_ve_boot(rt, name, init, NULL, true, status, err);
 }

@@ -213,29 +213,41 @@ static void open_layers(int errfd, const struct hsp_spawn *s, int fds[4])
 
 /* Mounted as the VE's root, in its user namespace: copy-up then creates
  * files as the VE's root, through the idmapped upper layer, so they are
- * stored with the VE's own ids.  Returns the overlay's root. */
-static int mount_overlay(int errfd, const int fds[4])
+ * stored with the VE's own ids. */
+int hsp_overlay_fsmount(const int layers[3], const char *what, hsp_error_t *err)
 {
 	static const char *const keys[3] = {"lowerdir", "upperdir", "workdir"};
-	int fs = fsopen("overlay", FSOPEN_CLOEXEC);
+	cleanup_close int fs = fsopen("overlay", FSOPEN_CLOEXEC);
 	if (fs < 0)
-		FAIL("open overlay file system");
+		return hsp_make_errno(err, errno, "open overlay file system");
 	for (int i = 0; i < 3; i++) {
 		char p[32];
-		fdpath(p, fds[i]);
+		fdpath(p, layers[i]);
 		if (fsconfig(fs, FSCONFIG_SET_STRING, keys[i], p, 0) < 0)
-			FAIL("overlay: set %s", keys[i]);
+			return hsp_make_errno(err, errno, "overlay: set %s", keys[i]);
 	}
 	/* trusted.* xattrs are out of reach in a user namespace. */
 	if (fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0)
-		FAIL("overlay: set userxattr");
+		return hsp_make_errno(err, errno, "overlay: set userxattr");
 	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-		FAIL("mount overlay for the VE root");
+		return hsp_make_errno(err, errno, "mount overlay for %s", what);
 	int m = fsmount(fs, FSMOUNT_CLOEXEC, 0);
 	if (m < 0)
-		FAIL("overlay: fsmount");
-	close(fs);
-	if (move_mount(m, "", fds[3], "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return hsp_make_errno(err, errno, "overlay: fsmount");
+	return m;
+}
+
+/* Returns the root of the VE's root mount: its overlay, or in rescue mode
+ * the rescue root with the overlay under it. */
+static int mount_overlay(int errfd, const struct hsp_spawn *s, const int fds[4])
+{
+	hsp_error_t err = NULL;
+	int m = s->rescue ? hsp_rescue_mount(fds, s->ssh_keys, &err)
+			  : hsp_overlay_fsmount(fds, "the VE root", &err);
+	if (m < 0)
+		hsp_errpipe_fail(errfd, err->status, "%s", err->msg);
+	if (!s->rescue &&
+	    move_mount(m, "", fds[3], "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 		FAIL("attach VE root overlay");
 	for (int i = 0; i < 4; i++)
 		close(fds[i]);
@@ -325,7 +337,9 @@ static __attribute__((noreturn)) void child_main(const struct hsp_spawn *s, int 
 	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 		FAIL("become root in the VE's user namespace");
 	if (s->upper)
-		rootfd = mount_overlay(errfd, layers);
+		rootfd = mount_overlay(errfd, s, layers);
+	else if (s->rescue)
+		hsp_errpipe_fail(errfd, EINVAL, "rescue needs a VE created from a stored template");
 	if (setgroups(0, NULL) < 0)
 		FAIL("setgroups");
 	/* The monitor owns the VE: should it die, the VE dies with it rather

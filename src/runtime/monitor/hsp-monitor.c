@@ -4,9 +4,10 @@
  * so each of the hundreds of monitors on a node holds only what it uses
  * (the CLI maps 20 libraries it no longer needs once the VE runs).
  *
- *   hsp-monitor --root DIR --run-dir DIR [--cgroup SPEC] NAME [-- INIT...]
+ *   hsp-monitor --root DIR --run-dir DIR [--cgroup SPEC] [--rescue] NAME [-- INIT...]
  *
- * Without --cgroup the VE runs without cgroups (hsp-runtime --no-cgroups).
+ * Without --cgroup the VE runs without cgroups (hsp-runtime --no-cgroups);
+ * --rescue boots it in rescue mode (hsp_start_opts).
  *
  * fd 3 is the report pipe back to the starter. */
 #define _GNU_SOURCE
@@ -31,9 +32,11 @@ int main(int argc, char **argv)
 	    {"root", required_argument, NULL, 'r'},
 	    {"run-dir", required_argument, NULL, 'R'},
 	    {"cgroup", required_argument, NULL, 'c'},
+	    {"rescue", no_argument, NULL, 's'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *root = NULL, *run_dir = NULL, *cgroup = NULL;
+	struct hsp_start_opts start = {0};
 	int c;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
@@ -47,13 +50,16 @@ int main(int argc, char **argv)
 		case 'c':
 			cgroup = optarg;
 			break;
+		case 's':
+			start.rescue = true;
+			break;
 		default:
 			fail("invalid option");
 		}
 	}
 	if (root == NULL || run_dir == NULL || optind >= argc)
-		fail("usage: hsp-monitor --root DIR --run-dir DIR [--cgroup SPEC] NAME [-- "
-		     "INIT...]");
+		fail("usage: hsp-monitor --root DIR --run-dir DIR [--cgroup SPEC] [--rescue] NAME "
+		     "[-- INIT...]");
 	const char *name = argv[optind++];
 	char *const *init = NULL;
 	if (optind < argc && strcmp(argv[optind], "--") == 0 && optind + 1 < argc)
@@ -63,5 +69,5 @@ int main(int argc, char **argv)
 	hsp_error_t err = NULL;
 	if (hsp_runtime_open(&rt, root, run_dir, &err) < 0)
 		fail(err->msg);
-	hsp_monitor_main(rt, name, cgroup, init);
+	hsp_monitor_main(rt, name, cgroup, init, &start);
 }
