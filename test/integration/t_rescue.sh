@@ -13,6 +13,7 @@ if [ "${HSP_TEST_DEBIAN:-yes}" = no ]; then
 	echo "t_rescue.sh: debian-12 case left out (HSP_TEST_DEBIAN=no)" >&2
 elif sh "$REPO/images/build.sh" debian-12 "$TEMPLATE_STORE" >"$RESCUE_DEB_LOG" 2>&1; then
 	RESCUE_DEB_OK=yes
+	rm -f "$RESCUE_DEB_LOG" # kept only to say why a build failed
 fi
 
 rescue_json() { hsp state --json "$1"; }
