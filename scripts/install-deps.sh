@@ -10,7 +10,7 @@ libcgroup-dev libseccomp-dev libcap-dev libjson-c-dev libarchive-dev libzstd-dev
 libnl-3-dev libnl-route-3-dev
 check valgrind
 busybox-static debootstrap debian-archive-keyring zstd tar iproute2 util-linux procps bc
-acl attr e2fsprogs
+acl attr e2fsprogs tcpdump
 openssh-client iputils-ping
 crun hyperfine jq
 qemu-system-x86 cpio kmod

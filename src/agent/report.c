@@ -167,6 +167,10 @@ Hsp__V1__VeStatus *report_ve_from_json(json_object *o)
 	hsp__v1__ve_status__init(v);
 	v->name = pb_str(jstr(o, "name"));
 	v->state = ve_state(jstr(o, "status"));
+	json_object *rescue = NULL;
+	if (v->state == HSP__V1__VE_STATE__VE_STATE_RUNNING &&
+	    json_object_object_get_ex(o, "rescue", &rescue) && json_object_get_boolean(rescue))
+		v->state = HSP__V1__VE_STATE__VE_STATE_RESCUE;
 	v->restarts = (uint32_t)ju64(o, "restarts");
 	v->template_ = pb_str(jstr(o, "template"));
 	v->hostname = pb_str(jstr(o, "hostname"));

@@ -518,8 +518,8 @@ static int mount_root(const struct hsp_root_layers *l, uid_t base, hsp_error_t *
 				_exit(2);
 		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 			_exit(3);
-		const char *step;
-		int m = hsp_overlay_fsmount(fds, &step);
+		hsp_error_t e = NULL;
+		int m = hsp_overlay_fsmount(fds, "the VE root", &e);
 		_exit(m < 0 || hsp_send_fd(sk[1], m) < 0 ? 4 : 0);
 	}
 	int e = errno;

@@ -143,6 +143,7 @@ int hsp_config_load(hsp_runtime_t *rt, const char *name, struct hsp_ve_config *c
 		c->gateway = get_str(net, "gateway");
 		c->bridge = get_str(net, "bridge");
 	}
+	c->ssh_keys = get_str(o, "ssh_keys");
 	v = NULL;
 	json_object_object_get_ex(o, "limits", &v);
 	limits_from_json(v, &c->limits);
@@ -177,6 +178,8 @@ int hsp_config_save(hsp_runtime_t *rt, const struct hsp_ve_config *c, hsp_error_
 		json_object_object_add(net, "bridge", json_object_new_string(c->bridge));
 		json_object_object_add(o, "network", net);
 	}
+	if (c->ssh_keys)
+		json_object_object_add(o, "ssh_keys", json_object_new_string(c->ssh_keys));
 	cleanup_free char *path =
 	    hsp_strdup_printf("%s/ves/%s/config.json", hsp_ve_base(rt, c->name), c->name);
 	return hsp_json_save(path, o, err);
@@ -192,6 +195,7 @@ void hsp_config_clear(struct hsp_ve_config *c)
 	free(c->ip);
 	free(c->gateway);
 	free(c->bridge);
+	free(c->ssh_keys);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -277,6 +281,7 @@ int hsp_state_load(hsp_runtime_t *rt, const char *name, struct hsp_run_state *st
 	st->restarts = (unsigned)get_int(o, "restarts", 0);
 	st->disk_loop_fd = (int)get_int(o, "disk_loop_fd", -1);
 	st->storage_lost = get_int(o, "storage_lost", 0) != 0;
+	st->rescue = get_int(o, "rescue", 0) != 0;
 	st->last_exit = (int)get_int(o, "last_exit", -1);
 	st->cgroup = get_str(o, "cgroup");
 	st->restored.frozen_us = (uint64_t)get_int(o, "frozen_us", 0);
@@ -298,6 +303,8 @@ int hsp_state_save(hsp_runtime_t *rt, const char *name, const struct hsp_run_sta
 		json_object_object_add(o, "disk_loop_fd", json_object_new_int(st->disk_loop_fd));
 	if (st->storage_lost)
 		json_object_object_add(o, "storage_lost", json_object_new_int(1));
+	if (st->rescue)
+		json_object_object_add(o, "rescue", json_object_new_int(1));
 	json_object_object_add(o, "last_exit", json_object_new_int(st->last_exit));
 	if (st->cgroup)
 		json_object_object_add(o, "cgroup", json_object_new_string(st->cgroup));

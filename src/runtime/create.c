@@ -255,6 +255,8 @@ int hsp_ve_create(hsp_runtime_t *rt, const char *name, const struct hsp_create_o
 		r = hsp_template_resolve(pool->base, o->template, &t, err);
 	if (r == 0)
 		r = fill_config(&c, name, o, &t, err);
+	if (r == 0 && key)
+		c.ssh_keys = strdup(key);
 	if (r == 0) {
 		cleanup_close int lock = hsp_lock_root(rt, err);
 		r = lock < 0 ? lock : create_locked(rt, &c, pool, &t, key, err);

@@ -87,6 +87,7 @@ struct hsp_ve_info {
 	unsigned restarts;	     /* restarts caused by reboot inside the VE */
 	int last_exit;		     /* wait status of the last init, -1 if none */
 	bool storage_lost;	     /* stopped because its pool's mount died */
+	bool rescue;		     /* running in rescue mode (hsp_start_opts) */
 	uid_t id_base;		     /* first host id of the VE's 65536-id range */
 	char *cgroup;		     /* "<mode>;<controller>=<path>;..." while running */
 	char *ip, *gateway, *bridge; /* NULL without networking */
@@ -117,6 +118,19 @@ const char *hsp_runtime_root(const hsp_runtime_t *rt);
 int hsp_ve_create(hsp_runtime_t *rt, const char *name, const struct hsp_create_opts *opts,
 		  hsp_error_t *err);
 int hsp_ve_start(hsp_runtime_t *rt, const char *name, hsp_error_t *err);
+struct hsp_start_opts {
+	/* Rescue mode, for a VE made from a stored template: the VE boots a
+	 * fresh root of its template tree whose changes live in memory and
+	 * are gone at stop, with root's ssh keys (those given at create and
+	 * those in its own /root/.ssh/authorized_keys) and its ssh host keys,
+	 * and its own root, as a normal start would show it, mounted read-write
+	 * at /repair.  Hostname, network, limits, cgroups and the disk lock are
+	 * those of a normal start; stop ends it, the next start is normal. */
+	bool rescue;
+};
+/* hsp_ve_start with options; opts NULL is a normal start. */
+int hsp_ve_start_opts(hsp_runtime_t *rt, const char *name, const struct hsp_start_opts *opts,
+		      hsp_error_t *err);
 /* Starts the VE with the caller as its monitor (optionally with another
  * init command) and returns when it stops, with init's exit status (0-255,
  * or 128+signal) in *status. */

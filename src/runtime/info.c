@@ -59,6 +59,7 @@ int hsp_ve_info(hsp_runtime_t *rt, const char *name, struct hsp_ve_info *info, h
 		info->init_pid = st.init_pid;
 		info->monitor_pid = st.monitor_pid;
 		info->started = st.started;
+		info->rescue = st.rescue;
 		info->cgroup = st.cgroup ? strdup(st.cgroup) : NULL;
 		info->restored = st.restored;
 		struct hsp_cgroup *cg = NULL;

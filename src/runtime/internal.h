@@ -43,6 +43,9 @@ struct hsp_ve_config {
 	char *ip;      /* CIDR of eth0 */
 	char *gateway; /* may be NULL */
 	char *bridge;
+	/* The public keys create authorized for root (NULL: none), kept for a
+	 * rescue boot, which cannot rely on the VE's own copy. */
+	char *ssh_keys;
 };
 
 /* What a running (or last run) VE is: <run_dir>/<name>/state.json, written
@@ -62,6 +65,8 @@ struct hsp_run_state {
 	bool storage_lost;
 	/* Set when this run began by restoring a checkpoint. */
 	struct hsp_migration_times restored;
+	/* Booted in rescue mode (hsp_start_opts). */
+	bool rescue;
 };
 
 /* Paths (malloc'd). */
@@ -128,15 +133,15 @@ int hsp_helper_wait(pid_t pid, int errfd, const char *what, hsp_error_t *err);
 /* The body of hsp-monitor: never returns.  Expects the report pipe on
  * fd 3 and the VE's cgroup made by the caller. */
 void hsp_monitor_main(hsp_runtime_t *rt, const char *name, const char *cgroup,
-		      char *const *init_override, const char *restore_dir)
-    __attribute__((noreturn));
+		      char *const *init_override, const struct hsp_start_opts *opts,
+		      const char *restore_dir) __attribute__((noreturn));
 
 /* Starts the VE's init under a monitor.  With `foreground`, the calling
  * process is the monitor and returns the VE's last exit status in *status
  * when it stops; otherwise a detached monitor is forked and this returns
  * once init has been exec'd. */
-int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override, bool foreground,
-		int *status, hsp_error_t *err);
+int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override,
+		const struct hsp_start_opts *opts, bool foreground, int *status, hsp_error_t *err);
 /* Like a detached start, but the monitor restores the checkpoint in `dir`
  * (checkpoint.c) instead of booting init. */
 int hsp_ve_boot_restore(hsp_runtime_t *rt, const char *name, const char *dir, hsp_error_t *err);

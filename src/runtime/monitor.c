@@ -53,6 +53,7 @@ struct boot {
 	int storage_pidfd;	 /* the ceph-fuse serving the VE's pool, or -1 */
 	const char *restore_dir; /* the first boot restores this checkpoint */
 	char host_if[HSP_NET_IFNAME_MAX + 1];
+	unsigned char mac[6]; /* the VE's eth0 */
 };
 
 static void shrink_footprint(void);
@@ -105,6 +106,10 @@ static void record_start(struct boot *b, pid_t pid)
 	b->st.init_start = hsp_pid_starttime(pid);
 	b->st.started = time(NULL);
 	hsp_error_t ignored = NULL;
+	/* The address may have been another node's a moment ago: neighbours
+	 * learn where it is now.  Best effort, reaped with the orphans. */
+	if (b->cfg.ip && hsp_net_announce_async(pid, "eth0", b->cfg.ip, 3, 100, &ignored) < 0)
+		hsp_error_release(&ignored);
 	/* The state file is advisory for readers; a write failure must not
 	 * take down a VE that is running. */
 	hsp_state_save(b->rt, b->cfg.name, &b->st, &ignored);
@@ -146,6 +151,9 @@ static int spawn(struct boot *b, hsp_error_t *err)
 	    .gateway = b->cfg.gateway,
 	    .bridge = b->cfg.bridge,
 	    .host_if = b->host_if,
+	    .mac = b->mac,
+	    .rescue = b->st.rescue,
+	    .ssh_keys = b->cfg.ssh_keys,
 	};
 	pid_t pid;
 	r = hsp_spawn_init(&s, &pid, err);
@@ -369,8 +377,18 @@ static void detach_self(void)
 	prctl(PR_SET_NAME, "hsp-monitor");
 }
 
-static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_override, struct boot *b,
-		   hsp_error_t *err);
+static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_override,
+		   const struct hsp_start_opts *opts, struct boot *b, hsp_error_t *err);
+
+/* A flat root has no pristine tree to boot in place of the VE's own. */
+static int check_rescue(const struct boot *b, hsp_error_t *err)
+{
+	if (b->st.rescue && b->cfg.tree == NULL)
+		return hsp_make_error(err, EINVAL,
+				      "VE `%s`: rescue needs a VE created from a stored template",
+				      b->cfg.name);
+	return 0;
+}
 
 /* A node runs one monitor per VE for the VE's lifetime, so what it keeps
  * resident matters: the code of our own image that booting faulted in
@@ -406,14 +424,15 @@ static void shrink_footprint(void)
  * lives as long as the VE, never loads libcgroup's tables); the monitor
  * takes the VE's lock, boots it, reports on fd 3 and supervises. */
 void hsp_monitor_main(hsp_runtime_t *rt, const char *name, const char *cgroup,
-		      char *const *init_override, const char *restore_dir)
+		      char *const *init_override, const struct hsp_start_opts *opts,
+		      const char *restore_dir)
 {
 	const int report_fd = 3;
 	detach_self();
 	struct boot b = {.detached = true, .storage_pidfd = -1, .restore_dir = restore_dir};
 	hsp_error_t err = NULL;
 	int lock = -1;
-	int r = prepare(rt, name, init_override, &b, &err);
+	int r = prepare(rt, name, init_override, opts, &b, &err);
 	if (r == 0)
 		r = lock = take_monitor_lock(rt, name, &err);
 	if (r >= 0 && cgroup)
@@ -447,7 +466,7 @@ static __attribute__((noreturn)) void exec_monitor(struct boot *b, const char *p
 	else
 		dup2(report_fd, 3);
 	size_t n = hsp_strv_len(init_override);
-	const char **argv = calloc(n + 14, sizeof(char *));
+	const char **argv = calloc(n + 15, sizeof(char *));
 	size_t i = 0;
 	if (argv) {
 		argv[i++] = "hsp-monitor";
@@ -463,6 +482,8 @@ static __attribute__((noreturn)) void exec_monitor(struct boot *b, const char *p
 			argv[i++] = "--restore";
 			argv[i++] = b->restore_dir;
 		}
+		if (b->st.rescue)
+			argv[i++] = "--rescue";
 		argv[i++] = b->cfg.name;
 		if (n > 0)
 			argv[i++] = "--";
@@ -524,14 +545,18 @@ static int detach_monitor(struct boot *b, char *const *init_override, hsp_error_
 	return r;
 }
 
-static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_override, struct boot *b,
-		   hsp_error_t *err)
+static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_override,
+		   const struct hsp_start_opts *opts, struct boot *b, hsp_error_t *err)
 {
 	b->rt = rt;
 	int r = hsp_config_load(rt, name, &b->cfg, err);
 	if (r < 0)
 		return r;
 	uid_t base = b->cfg.id_base;
+	b->st.rescue = opts && opts->rescue;
+	r = check_rescue(b, err);
+	if (r < 0)
+		return r;
 	r = hsp_idmap_claim(rt, name, &b->cfg.id_base, err);
 	if (r == 1 && b->restore_dir) {
 		/* criu restores the user namespace's mapping as it was. */
@@ -546,6 +571,8 @@ static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_overri
 	if (r < 0)
 		return r;
 	hsp_net_host_ifname(rt->instance, name, b->host_if);
+	if (b->cfg.ip)
+		hsp_net_ve_mac(name, b->cfg.ip, b->mac);
 	b->argv = init_override && init_override[0] ? init_override : b->cfg.init;
 	cleanup_free char *img = hsp_disk_path(rt, name);
 	if (access(img, F_OK) < 0)
@@ -566,8 +593,8 @@ static int prepare(hsp_runtime_t *rt, const char *name, char *const *init_overri
 	return 0;
 }
 
-int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override, bool foreground,
-		int *status, hsp_error_t *err)
+int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override,
+		const struct hsp_start_opts *opts, bool foreground, int *status, hsp_error_t *err)
 {
 	int r = hsp_validate_name(name, "VE", err);
 	if (r < 0)
@@ -578,9 +605,11 @@ int hsp_ve_boot(hsp_runtime_t *rt, const char *name, char *const *init_override,
 	cleanup_close int lock = -1;
 	int st;
 	struct boot b = {.storage_pidfd = -1};
-	r = prepare(rt, name, init_override, &b, err);
-	if (r == 0 && hsp_ve_is_running(rt, name))
+	/* Before prepare, which would change things on the way. */
+	if (hsp_ve_is_running(rt, name))
 		r = hsp_make_error(err, EBUSY, "VE `%s` is already running", name);
+	else
+		r = prepare(rt, name, init_override, opts, &b, err);
 	if (r < 0)
 		goto out;
 	if (!foreground) {
@@ -612,7 +641,7 @@ int hsp_ve_boot_restore(hsp_runtime_t *rt, const char *name, const char *dir, hs
 	if (oplock < 0)
 		return oplock;
 	struct boot b = {.storage_pidfd = -1, .restore_dir = dir};
-	int r = prepare(rt, name, NULL, &b, err);
+	int r = prepare(rt, name, NULL, NULL, &b, err);
 	if (r == 0 && hsp_ve_is_running(rt, name))
 		r = hsp_make_error(err, EBUSY, "restore: VE `%s` is already running", name);
 	if (r == 0 && b.rt->no_cgroups)
@@ -625,11 +654,17 @@ int hsp_ve_boot_restore(hsp_runtime_t *rt, const char *name, const char *dir, hs
 
 int hsp_ve_start(hsp_runtime_t *rt, const char *name, hsp_error_t *err)
 {
-	return hsp_ve_boot(rt, name, NULL, false, NULL, err);
+	return hsp_ve_boot(rt, name, NULL, NULL, false, NULL, err);
+}
+
+int hsp_ve_start_opts(hsp_runtime_t *rt, const char *name, const struct hsp_start_opts *opts,
+		      hsp_error_t *err)
+{
+	return hsp_ve_boot(rt, name, NULL, opts, false, NULL, err);
 }
 
 int hsp_ve_run(hsp_runtime_t *rt, const char *name, char *const *init, int *status,
 	       hsp_error_t *err)
 {
-	return hsp_ve_boot(rt, name, init, true, status, err);
+	return hsp_ve_boot(rt, name, init, NULL, true, status, err);
 }

@@ -6,7 +6,10 @@
 #include <errno.h>
 #include <linux/if.h>
 #include <linux/if_addr.h>
+#include <linux/if_packet.h>
 #include <linux/rtnetlink.h>
+#include <net/ethernet.h>
+#include <netinet/if_ether.h>
 #include <netlink/addr.h>
 #include <netlink/errno.h>
 #include <netlink/netlink.h>
@@ -15,9 +18,17 @@
 #include <netlink/route/link/bridge.h>
 #include <netlink/route/link/veth.h>
 #include <netlink/route/route.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 /* ---- Parsing ---- */
 
@@ -106,6 +117,17 @@ void hsp_net_host_ifname(const char *instance, const char *ve_name,
 int hsp_net_ifindex(const char *host_if)
 {
 	return (int)(0x40000000U | (uint32_t)(hsp_hash64(host_if) & 0x3ffffffeU));
+}
+
+void hsp_net_ve_mac(const char *ve_name, const char *cidr, unsigned char mac[6])
+{
+	char key[256];
+	snprintf(key, sizeof(key), "%s/%s", ve_name, cidr ? cidr : "");
+	uint64_t h = hsp_hash64(key);
+	for (int i = 0; i < 6; i++)
+		mac[i] = (unsigned char)(h >> (56 - 8 * i));
+	/* Unicast, locally administered: never an address a vendor made. */
+	mac[0] = (unsigned char)((mac[0] & 0xfe) | 0x02);
 }
 
 int hsp_net_validate_ifname(const char *name, hsp_error_t *err)
@@ -327,7 +349,7 @@ int hsp_net_bridge_ensure(const char *bridge, hsp_error_t *err)
 }
 
 int hsp_net_veth_create(const char *host_if, const char *peer_if, pid_t target_pid,
-			const char *bridge, hsp_error_t *err)
+			const char *bridge, const unsigned char *peer_mac, hsp_error_t *err)
 {
 	int r = hsp_net_validate_ifname(host_if, err);
 	if (r == 0)
@@ -367,6 +389,14 @@ int hsp_net_veth_create(const char *host_if, const char *peer_if, pid_t target_p
 	rtnl_link_set_name(peer, peer_if);
 	rtnl_link_set_ifindex(peer, ifindex + 1);
 	rtnl_link_set_ns_pid(peer, target_pid);
+	if (peer_mac) {
+		cleanup_nladdr struct nl_addr *mac = nl_addr_build(AF_LLC, peer_mac, ETH_ALEN);
+		if (mac == NULL) {
+			rtnl_link_put(peer);
+			return hsp_make_error(err, ENOMEM, "allocate MAC address");
+		}
+		rtnl_link_set_addr(peer, mac);
+	}
 	rtnl_link_put(peer);
 	/* One RTM_NEWLINK: the kernel creates both ends, brings the host end
 	 * up and enslaves it, or unregisters everything it made. */
@@ -564,4 +594,100 @@ int hsp_net_configure_inside(const char *ifname, const char *new_name, const cha
 	if (r == 0 && gateway)
 		r = add_default_route(&nl, ifindex, &gw, gateway, err);
 	return r;
+}
+
+/* ---- Gratuitous ARP ---- */
+
+/* One frame of an announcement, broadcast: who-has and is-at both name the
+ * sender's own address, so every neighbour that knows it updates its entry
+ * and those that accept gratuitous ARP learn it. */
+static int send_arp(int sk, int ifindex, const unsigned char mac[ETH_ALEN],
+		    const unsigned char ip[4], unsigned short op)
+{
+	struct ether_arp a = {0};
+	a.arp_hrd = htons(ARPHRD_ETHER);
+	a.arp_pro = htons(ETHERTYPE_IP);
+	a.arp_hln = ETH_ALEN;
+	a.arp_pln = 4;
+	a.arp_op = htons(op);
+	memcpy(a.arp_sha, mac, ETH_ALEN);
+	memcpy(a.arp_spa, ip, 4);
+	memcpy(a.arp_tpa, ip, 4);
+	/* Linux takes a reply as gratuitous only if its target hardware
+	 * address is the sender's; a request leaves it zero (RFC 5227). */
+	if (op == ARPOP_REPLY)
+		memcpy(a.arp_tha, mac, ETH_ALEN);
+	struct sockaddr_ll to = {
+	    .sll_family = AF_PACKET,
+	    .sll_protocol = htons(ETH_P_ARP),
+	    .sll_ifindex = ifindex,
+	    .sll_halen = ETH_ALEN,
+	};
+	memset(to.sll_addr, 0xff, ETH_ALEN);
+	if (sendto(sk, &a, sizeof(a), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
+		return -errno;
+	return 0;
+}
+
+int hsp_net_announce(const char *ifname, const char *cidr, hsp_error_t *err)
+{
+	struct hsp_net_addr a;
+	int r = hsp_net_validate_ifname(ifname, err);
+	if (r == 0)
+		r = hsp_net_parse_cidr(cidr, &a, err);
+	if (r < 0 || a.family != AF_INET)
+		return r;
+	cleanup_close int sk = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+	if (sk < 0)
+		return hsp_make_errno(err, errno, "announce %s: packet socket", cidr);
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(sk, SIOCGIFINDEX, &ifr) < 0)
+		return hsp_make_errno(err, errno, "announce %s: interface `%s`", cidr, ifname);
+	int ifindex = ifr.ifr_ifindex;
+	if (ioctl(sk, SIOCGIFHWADDR, &ifr) < 0)
+		return hsp_make_errno(err, errno, "announce %s: address of `%s`", cidr, ifname);
+	unsigned char mac[ETH_ALEN];
+	memcpy(mac, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+	r = send_arp(sk, ifindex, mac, a.addr, ARPOP_REQUEST);
+	if (r == 0)
+		r = send_arp(sk, ifindex, mac, a.addr, ARPOP_REPLY);
+	if (r < 0)
+		return hsp_make_errno(err, -r, "announce %s on `%s`", cidr, ifname);
+	return 0;
+}
+
+pid_t hsp_net_announce_async(pid_t target_pid, const char *ifname, const char *cidr, unsigned count,
+			     unsigned interval_ms, hsp_error_t *err)
+{
+	struct hsp_net_addr a;
+	int r = hsp_net_validate_ifname(ifname, err);
+	if (r == 0)
+		r = hsp_net_parse_cidr(cidr, &a, err);
+	if (r < 0 || a.family != AF_INET || count == 0)
+		return r;
+	cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, target_pid, 0);
+	if (pidfd < 0)
+		return hsp_make_errno(err, errno, "announce %s: pid %d", cidr, (int)target_pid);
+	pid_t pid = fork();
+	if (pid < 0)
+		return hsp_make_errno(err, errno, "announce %s: fork", cidr);
+	if (pid > 0)
+		return pid;
+	/* Outside the VE (its processes cannot see or signal this one), in
+	 * its network namespace only.  The caller's files, such as a
+	 * monitor's locks, must not outlive the caller here. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (setns(pidfd, CLONE_NEWNET) < 0)
+		_exit(1);
+	syscall(SYS_close_range, 3, ~0U, 0);
+	struct timespec gap = {.tv_sec = interval_ms / 1000,
+			       .tv_nsec = (long)(interval_ms % 1000) * 1000000L};
+	int failed = 0;
+	for (unsigned i = 0; i < count; i++) {
+		if (i > 0)
+			nanosleep(&gap, NULL);
+		failed |= hsp_net_announce(ifname, cidr, NULL) < 0;
+	}
+	_exit(failed);
 }

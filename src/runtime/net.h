@@ -50,6 +50,11 @@ void hsp_net_host_ifname(const char *instance, const char *ve_name,
  * indexes a kernel allocates, and the same on every node. */
 int hsp_net_ifindex(const char *host_if);
 
+/* The MAC address of a VE's eth0: a hash of its name and address, unicast
+ * and locally administered.  The same on every node and at every start, so
+ * neighbours need no update when a VE restarts or moves with its address. */
+void hsp_net_ve_mac(const char *ve_name, const char *cidr, unsigned char mac[6]);
+
 /* 0 if `name` is a name the kernel accepts for an interface. */
 int hsp_net_validate_ifname(const char *name, hsp_error_t *err);
 
@@ -66,9 +71,10 @@ int hsp_net_bridge_uplink(const char *bridge, const char *uplink, hsp_error_t *e
  * directly in the network namespace of target_pid, so its name need only be
  * free there ("eth0" is fine).  The kernel applies the request atomically:
  * on any failure (no such pid, name taken, no such bridge) nothing is left.
+ * peer_mac (6 bytes) sets the peer's MAC address; NULL leaves a random one.
  * Needs CAP_NET_ADMIN over both namespaces. */
 int hsp_net_veth_create(const char *host_if, const char *peer_if, pid_t target_pid,
-			const char *bridge, hsp_error_t *err);
+			const char *bridge, const unsigned char *peer_mac, hsp_error_t *err);
 
 /* Runs in the VE's network namespace (e.g. in its init before exec): renames
  * ifname to new_name (NULL or the same name: no rename), adds the address
@@ -78,6 +84,19 @@ int hsp_net_veth_create(const char *host_if, const char *peer_if, pid_t target_p
  * give an interface both (new_name NULL the second time). */
 int hsp_net_configure_inside(const char *ifname, const char *new_name, const char *cidr,
 			     const char *gateway, hsp_error_t *err);
+
+/* Announces the IPv4 address of `cidr` (an IPv6 one is left to the VE's
+ * own neighbour discovery: 0, nothing sent) from `ifname` in the caller's
+ * network namespace: one gratuitous ARP request and one reply, broadcast,
+ * with the interface's MAC, over an AF_PACKET socket (CAP_NET_RAW). */
+int hsp_net_announce(const char *ifname, const char *cidr, hsp_error_t *err);
+/* The same `count` times, `interval_ms` apart, from a child process that
+ * joins target_pid's network namespace, so the caller does not wait: the
+ * first goes at once.  Returns the child's pid for the caller to reap (its
+ * exit status is 0 if every announcement went out), 0 if there was nothing
+ * to announce, or -errno. */
+pid_t hsp_net_announce_async(pid_t target_pid, const char *ifname, const char *cidr, unsigned count,
+			     unsigned interval_ms, hsp_error_t *err);
 
 /* Deletes the host end of a VE's veth pair (the peer goes with it).  A
  * missing interface is success; an interface that is not a veth is refused. */

@@ -204,11 +204,7 @@ static int mkdir_like(int dirfd, const char *name, const struct stat *like, cons
 	return 0;
 }
 
-/* Writes /root/.ssh/authorized_keys into a fresh VE's private area (`top`),
- * owned by the VE's root, without following any symlink the template might
- * hold.  Over a template tree, /root is made in the upper layer with the
- * tree's owner and mode, as a copy-up would. */
-static int install_ssh_key(const char *top, const char *tree, const char *key, hsp_error_t *err)
+int hsp_install_ssh_key(const char *top, const char *tree, const char *key, hsp_error_t *err)
 {
 	cleanup_close int rfd = open(top, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rfd < 0)
@@ -274,7 +270,7 @@ static int stage_private(hsp_runtime_t *rt, const struct hsp_ve_config *c,
 			r = hsp_make_errno(err, errno, "mkdir `%s/work`", stage);
 	}
 	if (r == 0 && ssh_key)
-		r = install_ssh_key(top, tree, ssh_key, err);
+		r = hsp_install_ssh_key(top, tree, ssh_key, err);
 	return r;
 }
 

@@ -45,6 +45,12 @@ void hsp_rootfs_detach(struct hsp_root_layers *l);
 int hsp_private_create(hsp_runtime_t *rt, const struct hsp_ve_config *c,
 		       const struct hsp_template *t, const char *ssh_key, hsp_error_t *err);
 char *hsp_disk_path(hsp_runtime_t *rt, const char *name);
+/* Appends `key` to /root/.ssh/authorized_keys under `top` (a fresh VE's
+ * private area, or a rescue root), owned by uid 0, without following any
+ * symlink the template might hold.  With `tree` (the template tree under
+ * top), a missing /root is made with the tree's owner and mode, as a
+ * copy-up would. */
+int hsp_install_ssh_key(const char *top, const char *tree, const char *key, hsp_error_t *err);
 
 /* Template trees (tree.c).  The key names one version of the template's
  * archive; the path is on this node's disk. */

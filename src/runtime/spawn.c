@@ -211,48 +211,43 @@ static void open_layers(int errfd, const struct hsp_spawn *s, int fds[4])
 	}
 }
 
-int hsp_overlay_fsmount(const int layers[3], const char **step)
-{
-	static const char *const keys[3] = {"lowerdir", "upperdir", "workdir"};
-	*step = "open overlay file system";
-	int fs = fsopen("overlay", FSOPEN_CLOEXEC);
-	if (fs < 0)
-		return -errno;
-	int r = 0;
-	for (int i = 0; i < 3 && r == 0; i++) {
-		char p[32];
-		fdpath(p, layers[i]);
-		*step = keys[i];
-		if (fsconfig(fs, FSCONFIG_SET_STRING, keys[i], p, 0) < 0)
-			r = -errno;
-	}
-	/* trusted.* xattrs are out of reach in a user namespace. */
-	*step = "userxattr";
-	if (r == 0 && fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0)
-		r = -errno;
-	*step = "mount overlay for the VE root";
-	if (r == 0 && fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-		r = -errno;
-	*step = "overlay: fsmount";
-	int m = r == 0 ? fsmount(fs, FSMOUNT_CLOEXEC, 0) : r;
-	if (m < 0 && r == 0)
-		r = -errno;
-	close(fs);
-	return r < 0 ? r : m;
-}
-
 /* Mounted as the VE's root, in its user namespace: copy-up then creates
  * files as the VE's root, through the idmapped upper layer, so they are
- * stored with the VE's own ids.  Returns the overlay's root. */
-static int mount_overlay(int errfd, const int fds[4])
+ * stored with the VE's own ids. */
+int hsp_overlay_fsmount(const int layers[3], const char *what, hsp_error_t *err)
 {
-	const char *step;
-	int m = hsp_overlay_fsmount(fds, &step);
-	if (m < 0) {
-		errno = -m;
-		FAIL("%s", step);
+	static const char *const keys[3] = {"lowerdir", "upperdir", "workdir"};
+	cleanup_close int fs = fsopen("overlay", FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return hsp_make_errno(err, errno, "open overlay file system");
+	for (int i = 0; i < 3; i++) {
+		char p[32];
+		fdpath(p, layers[i]);
+		if (fsconfig(fs, FSCONFIG_SET_STRING, keys[i], p, 0) < 0)
+			return hsp_make_errno(err, errno, "overlay: set %s", keys[i]);
 	}
-	if (move_mount(m, "", fds[3], "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+	/* trusted.* xattrs are out of reach in a user namespace. */
+	if (fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0)
+		return hsp_make_errno(err, errno, "overlay: set userxattr");
+	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return hsp_make_errno(err, errno, "mount overlay for %s", what);
+	int m = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+	if (m < 0)
+		return hsp_make_errno(err, errno, "overlay: fsmount");
+	return m;
+}
+
+/* Returns the root of the VE's root mount: its overlay, or in rescue mode
+ * the rescue root with the overlay under it. */
+static int mount_overlay(int errfd, const struct hsp_spawn *s, const int fds[4])
+{
+	hsp_error_t err = NULL;
+	int m = s->rescue ? hsp_rescue_mount(fds, s->ssh_keys, &err)
+			  : hsp_overlay_fsmount(fds, "the VE root", &err);
+	if (m < 0)
+		hsp_errpipe_fail(errfd, err->status, "%s", err->msg);
+	if (!s->rescue &&
+	    move_mount(m, "", fds[3], "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 		FAIL("attach VE root overlay");
 	for (int i = 0; i < 4; i++)
 		close(fds[i]);
@@ -342,7 +337,9 @@ static __attribute__((noreturn)) void child_main(const struct hsp_spawn *s, int 
 	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 		FAIL("become root in the VE's user namespace");
 	if (s->upper)
-		rootfd = mount_overlay(errfd, layers);
+		rootfd = mount_overlay(errfd, s, layers);
+	else if (s->rescue)
+		hsp_errpipe_fail(errfd, EINVAL, "rescue needs a VE created from a stored template");
 	if (setgroups(0, NULL) < 0)
 		FAIL("setgroups");
 	/* The monitor owns the VE: should it die, the VE dies with it rather
@@ -389,12 +386,12 @@ static int plug_network(const struct hsp_spawn *s, pid_t pid, hsp_error_t *err)
 	int r = hsp_net_bridge_ensure(s->bridge, err);
 	if (r < 0)
 		return r;
-	r = hsp_net_veth_create(s->host_if, "eth0", pid, s->bridge, err);
+	r = hsp_net_veth_create(s->host_if, "eth0", pid, s->bridge, s->mac, err);
 	if (r == -EEXIST) {
 		hsp_error_release(err);
 		r = hsp_net_veth_delete(s->host_if, err);
 		if (r == 0)
-			r = hsp_net_veth_create(s->host_if, "eth0", pid, s->bridge, err);
+			r = hsp_net_veth_create(s->host_if, "eth0", pid, s->bridge, s->mac, err);
 	}
 	return r;
 }

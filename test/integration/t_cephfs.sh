@@ -231,6 +231,35 @@ test_cephfs_fuse_killed_stops_the_ve() {
 	node a kill l1
 }
 
+# A VE broken on node A is rescued on node B, which never ran it: the
+# rescue root comes from the template tree B unpacks from the pool, the
+# disk lock keeps A out meanwhile, and A boots the repaired VE.
+test_cephfs_rescue_on_another_node() {
+	ceph_up
+	trap ceph_down RETURN
+	add_pool a "$KA"
+	add_pool b "$KB"
+	sh "$REPO/images/build.sh" busybox "$T/a/pools/shared" >/dev/null
+	ssh-keygen -q -t ed25519 -N "" -f "$T/key"
+	node a create v1 --template busybox --pool shared --disk 200M --ssh-key "$T/key.pub"
+	node a start v1
+	node a exec v1 -- sh -c 'echo mine > /marker && rm /sbin/init'
+	node a stop v1
+	expect_fail node a start v1
+	node b start v1 --rescue
+	assert_eq true "$(json_get "$(node b state --json v1)" rescue)" "rescue on B"
+	assert_eq mine "$(node b exec v1 -- cat /repair/marker)" "the VE's files at /repair on B"
+	assert_eq "$(cat "$T/key.pub")" "$(node b exec v1 -- cat /root/.ssh/authorized_keys)" "root's key"
+	expect_fail node a start v1
+	assert_match 'in use' "$ERR"
+	node b exec v1 -- sh -c 'ln -s ../bin/busybox /repair/sbin/init && echo fixed > /repair/fixed'
+	node b stop v1
+	node a start v1
+	assert_eq "mine fixed" "$(node a exec v1 -- cat /marker /fixed | tr '\n' ' ' | sed 's/ $//')" "files on A"
+	assert_eq false "$(json_get "$(node a state --json v1)" rescue)" "normal start on A"
+	node a kill v1
+}
+
 # CephFS snapshots of a running VE (frozen for the instant), restored on
 # another node; a VE with snapshots is destroyed whole.
 test_cephfs_snapshots_across_nodes() {

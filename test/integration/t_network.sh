@@ -71,3 +71,58 @@ test_bad_network_input() {
 	assert_match 'already used by VE `one`' "$ERR"
 	[ ! -e "$T/root/ves/two" ] || fail "VE with a taken address created"
 }
+
+# A start announces the VE's address (gratuitous ARP, request and reply
+# forms, a few times) with a MAC that stays the same across starts, so a
+# neighbour on the segment knows where the address is before any traffic.
+test_start_announces_the_address() {
+	net_setup
+	local nb=hsp-nb-$$-$RANDOM cap=$T/arp.txt
+	trap 'net_teardown; ip netns del "$nb" 2>/dev/null' RETURN
+	inns ip link add hspbr0 type bridge
+	inns ip link set hspbr0 up
+	# A neighbour on the segment that takes unsolicited ARP into its table
+	# and that the VE never talks to.
+	ip netns add "$nb"
+	inns ip link add nb0 type veth peer name nb1 netns "$nb"
+	inns ip link set nb0 master hspbr0 up
+	ip netns exec "$nb" ip addr add 10.88.0.50/24 dev nb1
+	ip netns exec "$nb" ip link set nb1 up
+	ip netns exec "$nb" sysctl -qw net.ipv4.conf.nb1.arp_accept=1
+	hspn create an --template busybox --ip 10.88.0.9/24
+
+	capture() {
+		inns timeout 2 tcpdump -Z root -n -e -l -i hspbr0 arp >"$cap" 2>"$cap.err" &
+		wait_until 5 grep -q 'listening on' "$cap.err" || fail "tcpdump did not start"
+	}
+	capture
+	local t0 t1
+	t0=$(date +%s%N)
+	hspn start an
+	t1=$(date +%s%N)
+	echo "    note: start with announcement: $(((t1 - t0) / 1000000)) ms" >&2
+	local mac
+	mac=$(hspn exec an -- cat /sys/class/net/eth0/address)
+	# Unicast and locally administered: the first octet's low bits are 10.
+	[ $((0x${mac%%:*} & 3)) -eq 2 ] || fail "MAC $mac is not local unicast"
+	wait
+	local from
+	from=$(grep -c "^[0-9:.]* $mac > ff:ff:ff:ff:ff:ff, .*Request who-has 10.88.0.9 tell 10.88.0.9," "$cap") || :
+	[ "$from" -ge 2 ] || fail "gratuitous requests: $from: $(cat "$cap")"
+	from=$(grep -c "^[0-9:.]* $mac > ff:ff:ff:ff:ff:ff, .*Reply 10.88.0.9 is-at $mac," "$cap") || :
+	[ "$from" -ge 2 ] || fail "gratuitous replies: $from: $(cat "$cap")"
+	assert_match "^10.88.0.9 dev nb1 lladdr $mac (STALE|REACHABLE)" \
+		"$(ip netns exec "$nb" ip neigh show 10.88.0.9)" "the neighbour's entry"
+
+	# The same MAC after a stop and start, announced again.
+	hspn stop an --timeout 5
+	capture
+	hspn start an
+	assert_eq "$mac" "$(hspn exec an -- cat /sys/class/net/eth0/address)" "MAC after a restart"
+	wait
+	grep -q "Reply 10.88.0.9 is-at $mac," "$cap" || fail "no announcement after a restart: $(cat "$cap")"
+	# Another VE gets another MAC.
+	hspn create an2 --template busybox --ip 10.88.0.10/24
+	hspn start an2
+	[ "$(hspn exec an2 -- cat /sys/class/net/eth0/address)" != "$mac" ] || fail "two VEs share a MAC"
+}

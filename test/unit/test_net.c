@@ -16,6 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <netinet/if_ether.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -164,6 +169,27 @@ START_TEST(host_ifname)
 	longname[63] = '\0';
 	hsp_net_host_ifname("0123abcd", longname, b);
 	ck_assert_uint_eq(strlen(b), 13);
+}
+END_TEST
+
+START_TEST(ve_mac)
+{
+	unsigned char a[6], b[6];
+	hsp_net_ve_mac("web1", "10.0.0.2/24", a);
+	hsp_net_ve_mac("web1", "10.0.0.2/24", b);
+	ck_assert_mem_eq(a, b, 6);	      /* stable */
+	ck_assert_uint_eq(a[0] & 0x03, 0x02); /* unicast, locally administered */
+	hsp_net_ve_mac("web2", "10.0.0.2/24", b);
+	ck_assert_int_ne(memcmp(a, b, 6), 0);
+	hsp_net_ve_mac("web1", "10.0.0.3/24", b);
+	ck_assert_int_ne(memcmp(a, b, 6), 0);
+	/* Every first byte comes out unicast and local. */
+	for (int i = 0; i < 256; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "ve%d", i);
+		hsp_net_ve_mac(name, "10.0.0.2/24", b);
+		ck_assert_uint_eq(b[0] & 0x03, 0x02);
+	}
 }
 END_TEST
 
@@ -485,7 +511,7 @@ static void host_main(void)
 	if (read(ready[0], &c, 1) != 1)
 		die("VE died before unsharing");
 
-	NET_OK(hsp_net_veth_create("hspt0v", "ve0", ve, "hspt0", ERR));
+	NET_OK(hsp_net_veth_create("hspt0v", "ve0", ve, "hspt0", NULL, ERR));
 	if (if_nametoindex("hspt0v") == 0 || if_nametoindex("ve0") != 0)
 		die("veth ends not where they belong");
 	if (master_of("hspt0v") != (int)if_nametoindex("hspt0"))
@@ -493,7 +519,7 @@ static void host_main(void)
 	if (!(if_nametoindex("hspt0v") && has_address("hspt0", AF_INET, "10.77.0.1")))
 		die("host side misconfigured");
 	/* The same name again: EEXIST, and the existing pair survives. */
-	if (hsp_net_veth_create("hspt0v", "ve1", ve, "hspt0", &e) != -EEXIST)
+	if (hsp_net_veth_create("hspt0v", "ve1", ve, "hspt0", NULL, &e) != -EEXIST)
 		die("duplicate veth: %s", e ? e->msg : "succeeded");
 	hsp_error_release(&e);
 	if (if_nametoindex("hspt0v") == 0)
@@ -537,7 +563,7 @@ static void host_failures(void)
 	hsp_error_t e = NULL;
 
 	pid_t gone = gone_pid();
-	if (hsp_net_veth_create("hspt0x", "ve0", gone, "hspt0", &e) != -ESRCH)
+	if (hsp_net_veth_create("hspt0x", "ve0", gone, "hspt0", NULL, &e) != -ESRCH)
 		die("veth into a dead pid: %s", e ? e->msg : "succeeded");
 	char want[128];
 	snprintf(want, sizeof(want), "create veth `hspt0x` (peer `ve0` in pid %d's netns): %s",
@@ -548,28 +574,29 @@ static void host_failures(void)
 	if (if_nametoindex("hspt0x") != 0 || if_nametoindex("ve0") != 0)
 		die("leftover interface after failed create");
 
-	if (hsp_net_veth_create("hspt0x", "ve0", getpid(), "nobr0", &e) != -ENODEV ||
+	if (hsp_net_veth_create("hspt0x", "ve0", getpid(), "nobr0", NULL, &e) != -ENODEV ||
 	    strcmp(e->msg, "create veth `hspt0x`: no bridge `nobr0`") != 0)
 		die("missing bridge: %s", e ? e->msg : "succeeded");
 	hsp_error_release(&e);
-	if (hsp_net_veth_create("hspt0x", "ve0", getpid(), "lo", &e) != -EINVAL)
+	if (hsp_net_veth_create("hspt0x", "ve0", getpid(), "lo", NULL, &e) != -EINVAL)
 		die("lo accepted as a bridge");
 	hsp_error_release(&e);
-	if (hsp_net_veth_create("hspt0x-toolong-name", "ve0", getpid(), "hspt0", &e) != -EINVAL)
+	if (hsp_net_veth_create("hspt0x-toolong-name", "ve0", getpid(), "hspt0", NULL, &e) !=
+	    -EINVAL)
 		die("long name accepted");
 	hsp_error_release(&e);
-	if (hsp_net_veth_create("hspt0x", "ve0", 0, "hspt0", &e) != -EINVAL)
+	if (hsp_net_veth_create("hspt0x", "ve0", 0, "hspt0", NULL, &e) != -EINVAL)
 		die("pid 0 accepted");
 	hsp_error_release(&e);
 	/* The peer's name taken in the target namespace (ours here). */
-	if (hsp_net_veth_create("hspt0x", "hspt0", getpid(), "hspt0", &e) != -EEXIST)
+	if (hsp_net_veth_create("hspt0x", "hspt0", getpid(), "hspt0", NULL, &e) != -EEXIST)
 		die("taken peer name: %s", e ? e->msg : "succeeded");
 	hsp_error_release(&e);
 	if (if_nametoindex("hspt0x") != 0)
 		die("leftover interface after failed create");
 
 	/* Both ends here: deleting the host end takes the peer along. */
-	NET_OK(hsp_net_veth_create("hspt0x", "hspt0y", getpid(), "hspt0", ERR));
+	NET_OK(hsp_net_veth_create("hspt0x", "hspt0y", getpid(), "hspt0", NULL, ERR));
 	if (if_nametoindex("hspt0y") == 0)
 		die("peer not created");
 	NET_OK(hsp_net_veth_delete("hspt0x", ERR));
@@ -587,6 +614,100 @@ START_TEST(live_failures)
 }
 END_TEST
 
+/* Reads ARP frames arriving on `sk` until `n` came or 2 s passed; checks
+ * each is a gratuitous request or reply for ip from mac.  Returns how many
+ * of each, as requests * 100 + replies. */
+static int read_announcements(int sk, int n, const unsigned char mac[6], const char *ip)
+{
+	unsigned char want_ip[4];
+	inet_pton(AF_INET, ip, want_ip);
+	int requests = 0, replies = 0;
+	for (int got = 0; got < n;) {
+		struct pollfd p = {.fd = sk, .events = POLLIN};
+		if (poll(&p, 1, 2000) <= 0)
+			break;
+		struct ether_arp a;
+		struct sockaddr_ll from;
+		socklen_t fl = sizeof(from);
+		ssize_t len = recvfrom(sk, &a, sizeof(a), 0, (struct sockaddr *)&from, &fl);
+		if (len < (ssize_t)sizeof(a) || from.sll_pkttype == PACKET_OUTGOING ||
+		    from.sll_protocol != htons(ETH_P_ARP))
+			continue;
+		got++;
+		if (memcmp(a.arp_sha, mac, 6) != 0 || memcmp(a.arp_spa, want_ip, 4) != 0 ||
+		    memcmp(a.arp_tpa, want_ip, 4) != 0 || from.sll_pkttype != PACKET_BROADCAST)
+			die("an ARP frame that is not an announcement of %s", ip);
+		if (ntohs(a.arp_op) == ARPOP_REQUEST)
+			requests++;
+		else if (ntohs(a.arp_op) == ARPOP_REPLY && memcmp(a.arp_tha, mac, 6) == 0)
+			replies++;
+		else
+			die("ARP op %d, or a reply not naming its sender", ntohs(a.arp_op));
+	}
+	return requests * 100 + replies;
+}
+
+/* A VE end with a MAC of ours, announced once and then three times from a
+ * child that joins the namespace, as a monitor does. */
+static void host_announce(void)
+{
+	NET_OK(hsp_net_bridge_ensure("hspt0", ERR));
+	unsigned char mac[6];
+	hsp_net_ve_mac("web1", "10.77.0.9/24", mac);
+	NET_OK(hsp_net_veth_create("hspt0x", "hspt0y", getpid(), "hspt0", mac, ERR));
+	NET_OK(hsp_net_configure_inside("hspt0y", NULL, "10.77.0.9/24", NULL, ERR));
+	/* ETH_P_ALL: a bridge port hands frames to the bridge before any
+	 * per-protocol socket of the port would see them; taps come first. */
+	int sk = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ALL));
+	struct sockaddr_ll at = {.sll_family = AF_PACKET,
+				 .sll_protocol = htons(ETH_P_ALL),
+				 .sll_ifindex = (int)if_nametoindex("hspt0x")};
+	if (sk < 0 || bind(sk, (struct sockaddr *)&at, sizeof(at)) < 0)
+		die("capture socket: %s", strerror(errno));
+	struct ifreq ifr = {0};
+	strcpy(ifr.ifr_name, "hspt0y");
+	if (ioctl(sk, SIOCGIFHWADDR, &ifr) < 0 || memcmp(ifr.ifr_hwaddr.sa_data, mac, 6) != 0)
+		die("the peer does not have the MAC it was given");
+
+	NET_OK(hsp_net_announce("hspt0y", "10.77.0.9/24", ERR));
+	int got = read_announcements(sk, 2, mac, "10.77.0.9");
+	if (got != 101)
+		die("one announcement: %d requests, %d replies", got / 100, got % 100);
+
+	uint64_t t0 = hsp_now_ns();
+	hsp_error_t e = NULL;
+	pid_t child = hsp_net_announce_async(getpid(), "hspt0y", "10.77.0.9/24", 3, 50, &e);
+	if (child <= 0)
+		die("announce_async: %s", e ? e->msg : "no child");
+	if ((hsp_now_ns() - t0) / 1000000 > 20)
+		die("announce_async kept its caller waiting");
+	got = read_announcements(sk, 6, mac, "10.77.0.9");
+	uint64_t ms = (hsp_now_ns() - t0) / 1000000;
+	if (got != 303)
+		die("three announcements: %d requests, %d replies", got / 100, got % 100);
+	if (ms < 100)
+		die("three announcements within %llu ms: not spaced", (unsigned long long)ms);
+	if (wait_status(child) != 0)
+		die("announcing child failed");
+	/* IPv6 is left to neighbour discovery: nothing sent, no child. */
+	NET_OK(hsp_net_announce("hspt0y", "fd77::9/64", ERR));
+	if (hsp_net_announce_async(getpid(), "hspt0y", "fd77::9/64", 3, 50, &e) != 0)
+		die("a child for IPv6");
+	if (hsp_net_announce("nosuch0", "10.77.0.9/24", &e) != -ENODEV ||
+	    strstr(e->msg, "interface `nosuch0`") == NULL)
+		die("missing interface: %s", e ? e->msg : "succeeded");
+	hsp_error_release(&e);
+	close(sk);
+	NET_OK(hsp_net_veth_delete("hspt0x", ERR));
+}
+
+START_TEST(live_announce)
+{
+	require_root();
+	ck_assert_int_eq(in_private_netns(host_announce), 0);
+}
+END_TEST
+
 static Suite *net_suite(void)
 {
 	Suite *s = suite_create("net");
@@ -596,11 +717,13 @@ static Suite *net_suite(void)
 	tcase_add_test(pure, contains);
 	tcase_add_test(pure, host_ifname);
 	tcase_add_test(pure, validate_ifname);
+	tcase_add_test(pure, ve_mac);
 	suite_add_tcase(s, pure);
 	TCase *live = tcase_create("live");
 	tcase_set_timeout(live, 60);
 	tcase_add_test(live, live_round_trip);
 	tcase_add_test(live, live_failures);
+	tcase_add_test(live, live_announce);
 	suite_add_tcase(s, live);
 	return s;
 }

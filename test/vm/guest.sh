@@ -133,6 +133,8 @@ echo "cpus: $(nproc), memory: $(awk '/MemTotal/ { print int($2 / 1024) " MiB" }'
 
 export HSP=/hsp/bin/hsp-runtime
 export TEMPLATE_STORE=/hsp/store
+# Only busybox is in the store: the debian-12 cases run on the host.
+export HSP_TEST_DEBIAN=no
 export HSP_TEST_EUID=/hsp/bin/test-euid
 # The unit tests run from /hsp/unit; the helpers live beside hsp-runtime.
 export HSP_UNPACK=/hsp/bin/hsp-unpack HSP_MONITOR=/hsp/bin/hsp-monitor

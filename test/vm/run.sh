@@ -330,7 +330,7 @@ build_stage() {
 	# VE disks are made by mke2fs, which reads its defaults from here.
 	add_file /etc/mke2fs.conf /etc/mke2fs.conf
 	for t in dash pgrep pkill pidof kill free egrep fgrep gzip zstd tar ip getopt logger \
-		findmnt lsns mount umount mountpoint truncate mkfs.ext4 strace; do
+		findmnt lsns mount umount mountpoint truncate mkfs.ext4 strace tcpdump; do
 		add_tool "$t"
 	done
 	add_file /bin/busybox /usr/bin/busybox

@@ -103,6 +103,7 @@ json_object *cli_info_json(const struct hsp_ve_info *i)
 	json_object_object_add(o, "monitor_pid", json_object_new_int(i->monitor_pid));
 	json_object_object_add(o, "started", json_object_new_int64(i->started));
 	json_object_object_add(o, "restarts", json_object_new_int((int)i->restarts));
+	json_object_object_add(o, "rescue", json_object_new_boolean(i->rescue));
 	if (i->last_exit >= 0) {
 		int s = i->last_exit;
 		char buf[32];

@@ -14,8 +14,11 @@ static void print_row(const struct hsp_ve_info *i)
 		snprintf(pids, sizeof(pids), "%" PRIu64, i->usage.pids);
 		snprintf(init, sizeof(init), "%d", i->init_pid);
 	}
-	printf("%-24s %-9s %-8s %-9s %-6s %s\n", i->name, hsp_ve_status_name(i->status), init, mem,
-	       pids, i->template ? i->template : "");
+	/* A rescue VE runs, but not as itself: worth a glance in the table. */
+	const char *status =
+	    i->rescue && i->status == HSP_VE_RUNNING ? "rescue" : hsp_ve_status_name(i->status);
+	printf("%-24s %-9s %-8s %-9s %-6s %s\n", i->name, status, init, mem, pids,
+	       i->template ? i->template : "");
 }
 
 int cmd_list(struct cli *g, int argc, char **argv)

@@ -16,7 +16,8 @@ static const struct {
     {"create", cmd_create,
      "create NAME --template T [--pool P] [--hostname H] [--ip CIDR [--gateway IP] [--bridge BR]] "
      "[--ssh-key FILE] [limits]"},
-    {"start", cmd_start, "start NAME"},
+    {"start", cmd_start,
+     "start NAME [--rescue]   (rescue: a fresh template root, the VE's own at /repair)"},
     {"stop", cmd_stop, "stop NAME [--timeout S]"},
     {"kill", cmd_kill, "kill NAME"},
     {"restart", cmd_restart, "restart NAME [--timeout S]"},

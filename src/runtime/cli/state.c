@@ -25,7 +25,8 @@ static void print_human(const struct hsp_ve_info *i)
 {
 	const struct hsp_limits *l = &i->limits;
 	printf("name:       %s\n", i->name);
-	printf("status:     %s\n", hsp_ve_status_name(i->status));
+	printf("status:     %s%s\n", hsp_ve_status_name(i->status),
+	       i->rescue ? " (rescue mode: the VE's own root is at /repair)" : "");
 	printf("hostname:   %s\n", i->hostname ? i->hostname : "");
 	printf("template:   %s\n", i->template ? i->template : "");
 	printf("init pid:   %d\n", i->init_pid);
