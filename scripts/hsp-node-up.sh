@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
 	--templates) TEMPLATES=$2 && shift 2 ;;
 	--log) LOG=$2 && shift 2 ;;
 	--no-install) INSTALL=no && shift ;;
-	-h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+	-h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
 	*) die "unknown option \`$1' (see --help)" ;;
 	esac
 done
@@ -67,9 +67,22 @@ fi
 # shellcheck source=/dev/null
 . "$STATE/agent.conf"
 
-if [ -f "$STATE/agent.pid" ] && kill -0 "$(cat "$STATE/agent.pid")" 2>/dev/null; then
+# A running process: one of its threads is not a zombie.  Where no init
+# reaps, kill -0 succeeds on a zombie; and a killed agent's main thread
+# turns zombie while its other threads still exit.
+running() {
+	local st t
+	for t in /proc/"$1"/task/*/stat; do
+		read -r st 2>/dev/null <"$t" || continue
+		st=${st##*) }
+		case ${st%% *} in Z | X | "") ;; *) return 0 ;; esac
+	done
+	return 1
+}
+
+if [ -f "$STATE/agent.pid" ] && running "$(cat "$STATE/agent.pid")"; then
 	kill "$(cat "$STATE/agent.pid")"
-	for _ in $(seq 100); do kill -0 "$(cat "$STATE/agent.pid")" 2>/dev/null || break; sleep 0.05; done
+	for _ in $(seq 100); do running "$(cat "$STATE/agent.pid")" || break; sleep 0.05; done
 fi
 [ -f "$STATE/node.crt" ] || [ -n "$TOKEN" ] || die "not joined yet: --token is required"
 
@@ -85,7 +98,7 @@ echo $! >"$STATE/agent.pid"
 # Joined once the certificate is saved; the agent then opens its session.
 for _ in $(seq 300); do
 	[ -f "$STATE/node.crt" ] && break
-	kill -0 "$(cat "$STATE/agent.pid")" 2>/dev/null || { tail -3 "$LOG" >&2; die "the agent exited (log: $LOG)"; }
+	running "$(cat "$STATE/agent.pid")" || { tail -3 "$LOG" >&2; die "the agent exited (log: $LOG)"; }
 	sleep 0.1
 done
 [ -f "$STATE/node.crt" ] || die "the agent did not join within 30 s (log: $LOG)"
