@@ -7,14 +7,17 @@
 #
 #   scripts/hsp-node-up.sh --controller HOST:PORT --token JOIN_TOKEN [--name NODE]
 #       [--root DIR] [--run-dir DIR] [--state-dir DIR] [--address IP]
-#       [--templates "busybox debian-12"] [--log FILE] [--no-install]
+#       [--templates "busybox debian-12"] [--log FILE] [--ve-uplink IF] [--no-install]
 #
-# test/sim-cluster starts its simulated nodes through this same script.
+# --ve-uplink IF: the interface that connects this node to the cluster's VE
+# segment (where the gateway is); the agent plugs it into its VE bridge, so
+# VEs of every node share one L2 network and keep their address on another
+# node.  test/sim-cluster starts its simulated nodes through this same script.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CONTROLLER="" TOKEN="" NAME=$(hostname -s | tr 'A-Z_' 'a-z-') ROOT=/var/lib/hsp RUN=/run/hsp
-STATE=/var/lib/hsp-agent ADDRESS="" TEMPLATES="" LOG="" INSTALL=yes
+STATE=/var/lib/hsp-agent ADDRESS="" TEMPLATES="" LOG="" INSTALL=yes VE_UPLINK=""
 
 die() {
 	echo "hsp-node-up: $*" >&2
@@ -32,8 +35,9 @@ while [ $# -gt 0 ]; do
 	--address) ADDRESS=$2 && shift 2 ;;
 	--templates) TEMPLATES=$2 && shift 2 ;;
 	--log) LOG=$2 && shift 2 ;;
+	--ve-uplink) VE_UPLINK=$2 && shift 2 ;;
 	--no-install) INSTALL=no && shift ;;
-	-h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+	-h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
 	*) die "unknown option \`$1' (see --help)" ;;
 	esac
 done
@@ -62,20 +66,35 @@ NAME=$NAME
 ROOT=$ROOT
 RUN=$RUN
 ADDRESS=$ADDRESS
+VE_UPLINK=$VE_UPLINK
 CONF
 fi
 # shellcheck source=/dev/null
 . "$STATE/agent.conf"
 
-if [ -f "$STATE/agent.pid" ] && kill -0 "$(cat "$STATE/agent.pid")" 2>/dev/null; then
+# A running process: one of its threads is not a zombie.  Where no init
+# reaps, kill -0 succeeds on a zombie; and a killed agent's main thread
+# turns zombie while its other threads still exit.
+running() {
+	local st t
+	for t in /proc/"$1"/task/*/stat; do
+		read -r st 2>/dev/null <"$t" || continue
+		st=${st##*) }
+		case ${st%% *} in Z | X | "") ;; *) return 0 ;; esac
+	done
+	return 1
+}
+
+if [ -f "$STATE/agent.pid" ] && running "$(cat "$STATE/agent.pid")"; then
 	kill "$(cat "$STATE/agent.pid")"
-	for _ in $(seq 100); do kill -0 "$(cat "$STATE/agent.pid")" 2>/dev/null || break; sleep 0.05; done
+	for _ in $(seq 100); do running "$(cat "$STATE/agent.pid")" || break; sleep 0.05; done
 fi
 [ -f "$STATE/node.crt" ] || [ -n "$TOKEN" ] || die "not joined yet: --token is required"
 
 args=(--controller "$CONTROLLER" --name "$NAME" --state-dir "$STATE" --runtime "$RUNTIME"
 	--root "$ROOT" --run-dir "$RUN")
 [ -n "$ADDRESS" ] && args+=(--address "$ADDRESS")
+[ -n "${VE_UPLINK:-}" ] && args+=(--ve-uplink "$VE_UPLINK")
 [ -n "$TOKEN" ] && [ ! -f "$STATE/node.crt" ] && args+=(--token "$TOKEN")
 # HSP_AGENT_WRAP: a command the agent runs under (valgrind in the tests).
 # shellcheck disable=SC2086
@@ -85,7 +104,7 @@ echo $! >"$STATE/agent.pid"
 # Joined once the certificate is saved; the agent then opens its session.
 for _ in $(seq 300); do
 	[ -f "$STATE/node.crt" ] && break
-	kill -0 "$(cat "$STATE/agent.pid")" 2>/dev/null || { tail -3 "$LOG" >&2; die "the agent exited (log: $LOG)"; }
+	running "$(cat "$STATE/agent.pid")" || { tail -3 "$LOG" >&2; die "the agent exited (log: $LOG)"; }
 	sleep 0.1
 done
 [ -f "$STATE/node.crt" ] || die "the agent did not join within 30 s (log: $LOG)"

@@ -7,6 +7,7 @@
 #   cluster.sh authorize DIR CLIENT_ID PATH [PERMS]
 #   cluster.sh mount DIR MOUNTPOINT [--id ID] [--keyring K] [--path /SUB]
 #   cluster.sh umount DIR MOUNTPOINT
+#   cluster.sh restart DIR mon|osd|mds
 #
 # Silent on success (authorize prints the keyring path); on failure one line
 # on stderr and a non-zero exit.  Needs root (daemons, FUSE mounts).
@@ -36,6 +37,7 @@ USAGE_down="down DIR"
 USAGE_authorize="authorize DIR CLIENT_ID PATH [PERMS]"
 USAGE_mount="mount DIR MOUNTPOINT [--id ID] [--keyring K] [--path /SUB]"
 USAGE_umount="umount DIR MOUNTPOINT"
+USAGE_restart="restart DIR mon|osd|mds"
 
 # usage [VERB]: dies with the usage of VERB, or of all verbs.
 usage() {
@@ -43,7 +45,7 @@ usage() {
 	if [ -n "${1:-}" ]; then
 		die "usage: cluster.sh ${!v}"
 	fi
-	die "usage: cluster.sh $USAGE_up | $USAGE_down | $USAGE_authorize | $USAGE_mount | $USAGE_umount"
+	die "usage: cluster.sh $USAGE_up | $USAGE_down | $USAGE_authorize | $USAGE_mount | $USAGE_umount | $USAGE_restart"
 }
 
 # last_line FILE: the last non-empty line of FILE, squeezed onto one line.
@@ -78,14 +80,9 @@ is_cluster_dir() {
 	[ -f "$CONF" ] && [ "$(head -n 1 "$CONF" 2>/dev/null)" = "$MARKER" ]
 }
 
-# alive PID: the process exists and is not a zombie (PID 1 here reaps no one).
-alive() {
-	local stat
-	[ -r "/proc/$1/stat" ] || return 1
-	read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-	stat=${stat##*) }
-	case ${stat%% *} in Z | X | "") return 1 ;; esac
-}
+# alive PID (a process of the cluster's, not a zombie)
+# shellcheck source=test/lib/proc.sh
+. "$HERE/../lib/proc.sh"
 
 # Processes of this cluster: every daemon and ceph-fuse started here is given
 # "-c DIR/ceph.conf"; the pid files cover a daemon whose argv got lost.  (The
@@ -223,6 +220,9 @@ admin socket = $DIR/run/\$name.asok
 log file = $DIR/log/\$name.log
 osd objectstore = memstore
 memstore device bytes = $MEMSTORE_BYTES
+# memstore writes its data to osd data only when the OSD stops cleanly; a
+# fast shutdown skips that (restart osd relies on it)
+osd fast shutdown = false
 
 [mds]
 mds data = $DIR/\$name
@@ -579,15 +579,55 @@ cmd_umount() {
 	rm -f "$found" "$DIR/run/${found##*/}.pid"
 }
 
+# --- restart ----------------------------------------------------------------
+
+# One daemon killed and started again with the same configuration, as a
+# crash and a supervisor would; returns once the cluster serves again (the
+# OSD up, an MDS active).  The mon and the MDS get SIGKILL: their state is on
+# disk or in the pools.  The OSD gets SIGTERM: memstore keeps its data in
+# RAM, so a killed OSD would take the whole file system with it.
+cmd_restart() {
+	local what=${2:-} name pid="" log since=()
+	cluster_dir "${1:-}"
+	[ $# -eq 2 ] || usage restart
+	case $what in
+	mon) name=mon.a ;;
+	osd) name=osd.0 ;;
+	mds) name=mds.a ;;
+	*) die "restart: DAEMON is mon, osd or mds, not '$what'" ;;
+	esac
+	is_cluster_dir || die "no cluster in $DIR"
+	read -r pid 2>/dev/null <"$DIR/run/$name.pid" || true
+	case $pid in '' | *[!0-9]*) pid="" ;; esac
+	if [ -n "$pid" ] && grep -qzxF -- "$CONF" "/proc/$pid/cmdline" 2>/dev/null && alive "$pid"; then
+		# The mon replaces the killed MDS in its map only when the new
+		# one boots: wait for an MDS other than this one.
+		[ "$what" != mds ] || since=(mds "$("$PYTHON" "$MONCTL" "$CONF" mds-gid 2>/dev/null || echo 0)")
+		if [ "$what" = osd ]; then kill -TERM "$pid"; else kill -KILL "$pid"; fi
+		if ! wait_gone "$STOP_TIMEOUT" "$pid"; then
+			kill -KILL "$pid" 2>/dev/null || true
+			wait_gone "$STOP_TIMEOUT" "$pid" || die "$name (pid $pid) survives SIGKILL"
+		fi
+	fi
+	log=$DIR/log/$name.out
+	run "$log" "ceph-$what" "ceph-$what" -c "$CONF" -i "${name#*.}"
+	# The OSD's address nonce is its pid: the new OSD, not the old one.
+	if [ "$what" = osd ]; then
+		read -r pid 2>/dev/null <"$DIR/run/$name.pid" || true
+		since=(osd "$pid")
+	fi
+	run "$DIR/log/restart.out" "waiting for the cluster" "$PYTHON" "$MONCTL" "$CONF" wait "${since[@]}"
+}
+
 # --- main -------------------------------------------------------------------
 
 [ $# -ge 1 ] || usage
 VERB=$1
 shift
 case $VERB in
-up | down | authorize | mount | umount) ;;
+up | down | authorize | mount | umount | restart) ;;
 -h | --help | help) usage ;;
-*) die "unknown verb '$VERB' (up, down, authorize, mount, umount)" ;;
+*) die "unknown verb '$VERB' (up, down, authorize, mount, umount, restart)" ;;
 esac
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 "cmd_$VERB" "$@"

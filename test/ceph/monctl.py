@@ -15,6 +15,12 @@
 #       fails at once, rather than waiting, while none is).
 #   monctl.py CONF authorize ENTITY PATH PERMS
 #                                      `fs authorize cephfs`; prints the keyring
+#   monctl.py CONF mds-gid            prints the gid of the active MDS (0: none)
+#   monctl.py CONF wait [osd PID | mds GID]
+#                                      returns once osd.0 is up and an MDS is
+#                                      active: an OSD whose address nonce is
+#                                      PID (the daemon's pid: a restarted one),
+#                                      an MDS other than GID (the one killed)
 #
 # CONF names the cluster and the admin keyring (client.admin).  Errors: one
 # line on stderr, exit status 1.
@@ -54,13 +60,17 @@ def command(cluster, what, **args):
     return out
 
 
-def mds_active(cluster):
+def active_mds_gid(cluster):
     fsmap = json.loads(command(cluster, "fs dump"))
     for fs in fsmap.get("filesystems", []):
         for info in fs["mdsmap"]["info"].values():
             if info["state"] == "up:active":
-                return True
-    return False
+                return info["gid"]
+    return 0
+
+
+def mds_active(cluster):
+    return active_mds_gid(cluster) != 0
 
 
 def setup(cluster, osd_uuid, osd_log, osd_cmd):
@@ -92,6 +102,28 @@ def setup(cluster, osd_uuid, osd_log, osd_cmd):
         time.sleep(0.01)
 
 
+def osd_up(cluster, pid):
+    for o in json.loads(command(cluster, "osd dump")).get("osds", []):
+        if o.get("osd") != 0 or o.get("up") != 1:
+            continue
+        nonces = [a.get("nonce") for a in o.get("public_addrs", {}).get("addrvec", [])]
+        return pid is None or pid in nonces
+    return False
+
+
+def wait(cluster, what=None, arg=None):
+    pid = int(arg) if what == "osd" else None
+    old_gid = int(arg) if what == "mds" else None
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        gid = active_mds_gid(cluster)
+        if gid != 0 and gid != old_gid and osd_up(cluster, pid):
+            return
+        if time.monotonic() > deadline:
+            fail("osd.0 not up or no MDS active within %d s" % TIMEOUT)
+        time.sleep(0.02)
+
+
 def authorize(cluster, entity, path, perms):
     out = command(cluster, "fs authorize", filesystem="cephfs", entity=entity,
                   caps=[path, perms])
@@ -111,13 +143,16 @@ def authorize(cluster, entity, path, perms):
 def main():
     argv = sys.argv[1:]
     usage = ("usage: monctl.py CONF setup OSD_UUID OSD_LOG -- OSD_CMD... | "
-             "CONF authorize ENTITY PATH PERMS")
+             "CONF authorize ENTITY PATH PERMS | CONF mds-gid | "
+             "CONF wait [osd PID | mds GID]")
     if len(argv) < 2:
         fail(usage)
     conf, verb, args = argv[0], argv[1], argv[2:]
     if verb == "setup" and len(args) >= 4 and args[2] == "--":
         args = [args[0], args[1], args[3:]]
-    elif not (verb == "authorize" and len(args) == 3):
+    elif not ((verb == "authorize" and len(args) == 3) or (verb == "mds-gid" and not args) or
+              (verb == "wait" and (not args or (len(args) == 2 and args[0] in ("osd", "mds")
+                                                and args[1].isdigit())))):
         fail(usage)
     try:
         cluster = rados.Rados(conffile=conf, name="client.admin",
@@ -128,6 +163,10 @@ def main():
     try:
         if verb == "setup":
             setup(cluster, *args)
+        elif verb == "wait":
+            wait(cluster, *args)
+        elif verb == "mds-gid":
+            print(active_mds_gid(cluster))
         else:
             authorize(cluster, *args)
     finally:

@@ -252,6 +252,37 @@ test_bad_input() {
 	no_trace "$T/c"
 }
 
+# Each daemon killed and started again: a mounted client goes on, and what
+# it wrote before is there for a new client afterwards.
+test_restart_daemons() {
+	local a b d n old st t0
+	up c
+	a=$(mnt a)
+	"$CLUSTER" mount "$T/c" "$a"
+	echo start >"$a/hsp/log"
+	for d in mds mon osd; do
+		n=$d.a
+		[ "$d" != osd ] || n=osd.0
+		old=$(cat "$T/c/run/$n.pid")
+		t0=$(now_ms)
+		"$CLUSTER" restart "$T/c" "$d"
+		note "restart $d took $(elapsed $(($(now_ms) - t0))) s"
+		[ "$(cat "$T/c/run/$n.pid")" != "$old" ] || fail "$d has its old pid"
+		st=$(sed 's/.*) //' "/proc/$old/stat" 2>/dev/null) || true
+		case ${st%% *} in '' | Z | X) ;; *) fail "the old $d (pid $old) is alive" ;; esac
+		timeout 30 sh -c "echo $d >>'$a/hsp/log'" || fail "write after restarting $d"
+	done
+	b=$(mnt b)
+	"$CLUSTER" mount "$T/c" "$b"
+	assert_eq "start mds mon osd" "$(tr '\n' ' ' <"$b/hsp/log" | sed 's/ $//')" "log seen by a new client"
+	expect_fail "$CLUSTER" restart "$T/c" mgr
+	assert_match 'mon, osd or mds' "$ERR"
+	"$CLUSTER" umount "$T/c" "$a"
+	"$CLUSTER" umount "$T/c" "$b"
+	"$CLUSTER" down "$T/c"
+	no_trace "$T/c"
+}
+
 # A cluster bound to an address inside a network namespace.  `ip netns exec`
 # also gives each command a mount namespace of its own, so mounting and
 # using the file system happen in one.

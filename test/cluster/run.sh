@@ -1,9 +1,14 @@
 #!/bin/bash
 # Runs the control-plane tests: every test/cluster/t_*.sh file (or the ones
-# given) gets its own simulated cluster (test/sim-cluster; NODES=... in the
-# file, default 2), and every test_* function in it runs against that
-# cluster with hspctl, the Node.js interop client and curl.  Closes with
-# "N passed, N failed".
+# given) gets its own simulated cluster (test/sim-cluster), and every test_*
+# function in it runs against that cluster with hspctl, the Node.js interop
+# client and curl.  Closes with "N passed, N failed".
+#
+# A file sets, at its top, what its cluster is:
+#   NODES=3                 how many nodes (default 2)
+#   TEMPLATES="busybox ..."  the templates every node has (default busybox)
+#   SIM_ARGS=--ceph         more arguments for `sim-cluster up` (default none;
+#                           --ceph: VEs on a CephFS pool of a real Ceph cluster)
 set -u
 cd "$(dirname "$0")"
 REPO=$(cd ../.. && pwd)
@@ -17,12 +22,14 @@ files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(t_*.sh)
 pass=0 failn=0 failed=()
 for f in "${files[@]}"; do
-	NODES=2 TEMPLATES=busybox
+	NODES=2 TEMPLATES=busybox SIM_ARGS=""
 	# shellcheck disable=SC1090
 	source "./$f"
 	C=/tmp/hsp-ct-${f%.sh}
 	"$REPO/test/sim-cluster" down --dir "$C" >/dev/null 2>&1
-	if ! "$REPO/test/sim-cluster" up --dir "$C" --nodes "$NODES" --templates "$TEMPLATES" >"$C.up.log" 2>&1; then
+	# shellcheck disable=SC2086
+	if ! "$REPO/test/sim-cluster" up --dir "$C" --nodes "$NODES" --templates "$TEMPLATES" \
+		$SIM_ARGS >"$C.up.log" 2>&1; then
 		echo "FAIL $f: the cluster did not come up"
 		sed 's/^/    /' "$C.up.log"
 		failn=$((failn + 1))
