@@ -75,6 +75,21 @@ static int pool_add(const struct agent_conf *c, const Hsp__V1__StorageConfig *s,
 	return ret;
 }
 
+static int pool_mount(const struct agent_conf *c, const char *pool, hsp_error_t *err)
+{
+	char *args[] = {"pool", "mount", (char *)pool, NULL};
+	struct run_out r;
+	int ret = run_runtime(c, args, 120000, &r, err);
+	if (ret < 0)
+		return ret;
+	cleanup_free char *msg = NULL;
+	if (run_code(&r, &msg) != GRPC_STATUS_OK)
+		ret = hsp_make_error(err, r.err_no > 0 ? r.err_no : EIO, "pool mount %s: %s", pool,
+				     msg);
+	run_out_clear(&r);
+	return ret;
+}
+
 static int ensure_locked(const struct agent_conf *c, const Hsp__V1__StorageConfig *s,
 			 hsp_error_t *err)
 {
@@ -91,6 +106,9 @@ static int ensure_locked(const struct agent_conf *c, const Hsp__V1__StorageConfi
 		agent_log("storage: adding cephfs pool %s (%s as client.%s)", s->pool,
 			  s->ceph_fs_path, s->ceph_client_id);
 		r = pool_add(c, s, conf, keyring, err);
+	} else if (r == 0) {
+		/* Released in maintenance or after a fence: mounted afresh. */
+		r = pool_mount(c, s->pool, err);
 	}
 	return r;
 }

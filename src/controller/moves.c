@@ -406,7 +406,11 @@ static void drain_finish(struct drain *d)
 	struct ctl_op *op = op_find(d->op);
 	if (n && d->failures == NULL && n->pb->state == HSP__V1__NODE_STATE__NODE_STATE_DRAINING) {
 		node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_MAINTENANCE, "drained");
+		/* The command goes first: the agent dispatches it with the
+		 * storage it has now. */
 		node_release_storage(n);
+		if (n->session)
+			node_welcome(n); /* its configuration without the shared pool */
 		if (op)
 			op_done(op,
 				"moved %u VEs off node %s, longest downtime %lld ms; it is in "

@@ -206,8 +206,7 @@ static char *node_keyring(const char *node)
 
 /* What a node is told at join and in every welcome.  *keyring (freed by
  * the caller) backs the Ceph key in it. */
-static Hsp__V1__ClusterConfig *cluster_config(const char *node, const char *ve_address,
-					      char **keyring)
+static Hsp__V1__ClusterConfig *cluster_config(const struct ctl_node *n, char **keyring)
 {
 	static Hsp__V1__ClusterConfig cfg = HSP__V1__CLUSTER_CONFIG__INIT;
 	static Hsp__V1__StorageConfig sto = HSP__V1__STORAGE_CONFIG__INIT;
@@ -218,7 +217,10 @@ static Hsp__V1__ClusterConfig *cluster_config(const char *node, const char *ve_a
 	cfg.cluster_name = (char *)ctl->o.cluster_name;
 	cfg.heartbeat_ms = ctl->o.heartbeat_ms;
 	cfg.lease_ms = ctl->o.lease_ms;
-	bool ceph = ceph_enabled();
+	const char *node = n->pb->name, *ve_address = n->pb->ve_address;
+	/* A node in maintenance holds no shared storage: told it has none,
+	 * it lets go of the pool and mounts it again when undrained. */
+	bool ceph = ceph_enabled() && n->pb->state != HSP__V1__NODE_STATE__NODE_STATE_MAINTENANCE;
 	sto.type = ceph ? "cephfs" : "local";
 	sto.pool = ceph ? (char *)ctl->o.ceph_pool : "local";
 	if (ceph && conf == NULL)
@@ -352,7 +354,7 @@ static void join_finish(hsp_rpc_call_t *call, const Hsp__V1__JoinRequest *r, con
 	resp.ca_pem.data = (uint8_t *)ctl->ca_cert;
 	resp.ca_pem.len = strlen(ctl->ca_cert);
 	char *kr = keyring ? strdup(keyring) : NULL;
-	resp.config = cluster_config(r->node_name, n->pb->ve_address, &kr);
+	resp.config = cluster_config(n, &kr);
 	int sr = hsp_rpc_call_send(call, &resp.base);
 	free(kr);
 	if (sr < 0)
@@ -568,7 +570,7 @@ static void send_welcome_now(struct ctl_node *n, char *keyring)
 		if (strcmp(ctl->ves[i]->node, n->pb->name) == 0)
 			names[k++] = ctl->ves[i]->name;
 	Hsp__V1__Welcome w = HSP__V1__WELCOME__INIT;
-	w.config = cluster_config(n->pb->name, n->pb->ve_address, &keyring);
+	w.config = cluster_config(n, &keyring);
 	w.ves = names;
 	w.n_ves = k;
 	w.fenced = n->pb->state == HSP__V1__NODE_STATE__NODE_STATE_FENCED;

@@ -177,9 +177,11 @@ struct hsp_pool_info {
 int hsp_pool_add(hsp_runtime_t *rt, const struct hsp_pool_spec *spec, hsp_error_t *err);
 int hsp_pool_remove(hsp_runtime_t *rt, const char *name, hsp_error_t *err);
 /* Ends this node's mount of a CephFS pool (maintenance, or a client that
- * was fenced); its next use mounts it again with a fresh client.  Refused
+ * was fenced) and keeps it released: nothing mounts it again until
+ * hsp_pool_mount, which mounts it with a fresh client.  Unmount is refused
  * while a VE of the pool runs here. */
 int hsp_pool_unmount(hsp_runtime_t *rt, const char *name, hsp_error_t *err);
+int hsp_pool_mount(hsp_runtime_t *rt, const char *name, hsp_error_t *err);
 /* Returns the count; free with hsp_pool_info_free. */
 int hsp_pool_list(hsp_runtime_t *rt, struct hsp_pool_info **pools, hsp_error_t *err);
 void hsp_pool_info_free(struct hsp_pool_info *pools, int n);

@@ -108,6 +108,9 @@ static int pool_from_json(json_object *o, struct hsp_pool **out, const char *pat
 	} else if (ok && strcmp(type, "cephfs") == 0) {
 		p->type = HSP_POOL_CEPHFS;
 		ok = p->conf && p->id && p->keyring && p->fs_path;
+		json_object *rel = NULL;
+		p->released =
+		    json_object_object_get_ex(o, "released", &rel) && json_object_get_boolean(rel);
 	} else {
 		ok = false;
 	}
@@ -160,6 +163,11 @@ static int ensure_base(hsp_runtime_t *rt, struct hsp_pool *p, hsp_error_t *err)
 {
 	if (p->base)
 		return 0;
+	/* Listing skips it quietly, like any pool that does not answer. */
+	if (p->released)
+		return hsp_make_error(
+		    err, EHOSTDOWN,
+		    "pool `%s` is released on this node (pool mount brings it back)", p->name);
 	cleanup_free char *mnt = hsp_strdup_printf("%s/pools/%s", rt->root, p->name);
 	int r = hsp_mkdir_p(mnt, 0700, err);
 	struct hsp_ceph_pool cp = hsp_pool_ceph(p);
@@ -308,6 +316,9 @@ static int save_pools(hsp_runtime_t *rt, hsp_error_t *err)
 			json_object_object_add(e, "id", json_object_new_string(p->id));
 			json_object_object_add(e, "keyring", json_object_new_string(p->keyring));
 			json_object_object_add(e, "fs_path", json_object_new_string(p->fs_path));
+			if (p->released)
+				json_object_object_add(e, "released",
+						       json_object_new_boolean(true));
 		}
 		json_object_array_add(list, e);
 	}
@@ -526,11 +537,8 @@ static bool pool_disk_attached(const char *base)
 	return found;
 }
 
-int hsp_pool_unmount(hsp_runtime_t *rt, const char *name, hsp_error_t *err)
+static int cephfs_pool(hsp_runtime_t *rt, const char *name, struct hsp_pool **out, hsp_error_t *err)
 {
-	cleanup_close int lock = hsp_lock_root(rt, err);
-	if (lock < 0)
-		return lock;
 	int r = load_pools(rt, err);
 	if (r < 0)
 		return r;
@@ -538,11 +546,42 @@ int hsp_pool_unmount(hsp_runtime_t *rt, const char *name, hsp_error_t *err)
 	if (p == NULL)
 		return hsp_make_error(err, ENOENT, "no pool `%s`", name);
 	if (p->type != HSP_POOL_CEPHFS)
-		return hsp_make_error(err, EINVAL, "pool `%s` is not CephFS: nothing to unmount",
+		return hsp_make_error(err, EINVAL, "pool `%s` is not CephFS: it is always there",
 				      name);
+	*out = p;
+	return 0;
+}
+
+int hsp_pool_unmount(hsp_runtime_t *rt, const char *name, hsp_error_t *err)
+{
+	cleanup_close int lock = hsp_lock_root(rt, err);
+	if (lock < 0)
+		return lock;
+	struct hsp_pool *p = NULL;
+	int r = cephfs_pool(rt, name, &p, err);
+	if (r < 0)
+		return r;
 	/* Not through ensure_base: that would mount it first. */
 	cleanup_free char *mnt = hsp_strdup_printf("%s/pools/%s", rt->root, p->name);
 	if (pool_disk_attached(mnt))
 		return hsp_make_error(err, EBUSY, "pool `%s`: a VE of it runs on this node", name);
-	return hsp_ceph_umount(mnt, err);
+	p->released = true;
+	r = save_pools(rt, err);
+	return r < 0 ? r : hsp_ceph_umount(mnt, err);
+}
+
+int hsp_pool_mount(hsp_runtime_t *rt, const char *name, hsp_error_t *err)
+{
+	cleanup_close int lock = hsp_lock_root(rt, err);
+	if (lock < 0)
+		return lock;
+	struct hsp_pool *p = NULL;
+	int r = cephfs_pool(rt, name, &p, err);
+	if (r < 0)
+		return r;
+	if (p->released) {
+		p->released = false;
+		r = save_pools(rt, err);
+	}
+	return r < 0 ? r : ensure_base(rt, p, err);
 }

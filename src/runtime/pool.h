@@ -22,6 +22,7 @@ struct hsp_pool {
 	char *path;			     /* local: the directory */
 	char *conf, *id, *keyring, *fs_path; /* cephfs */
 	char *base;			     /* where its ves/ and templates/ are on this node */
+	bool released; /* cephfs: unmounted on purpose (maintenance), not mounted on use */
 };
 
 /* The pool named `name` (NULL: "local"), its base mounted; the pointer

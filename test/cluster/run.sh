@@ -42,7 +42,7 @@ for f in "${files[@]}"; do
 	source "$C/env"
 	for t in $(declare -F | awk '{print $3}' | grep '^test_'); do
 		start=$(date +%s.%N)
-		( set -e; "$t" ) >"$C.$t.log" 2>&1
+		( set -eE; trap 'echo "    failed: line $LINENO: $BASH_COMMAND"' ERR; "$t" ) >"$C.$t.log" 2>&1
 		rc=$?
 		if [ $rc -eq 0 ]; then
 			pass=$((pass + 1))

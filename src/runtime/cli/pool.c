@@ -129,7 +129,7 @@ static int pool_by_name(struct cli *g, int argc, char **argv,
 int cmd_pool(struct cli *g, int argc, char **argv)
 {
 	if (argc < 2)
-		return cli_usage("pool: expected `add`, `list`, `remove` or `unmount`");
+		return cli_usage("pool: expected `add`, `list`, `remove`, `mount` or `unmount`");
 	if (strcmp(argv[1], "add") == 0)
 		return pool_add(g, argc - 1, argv + 1);
 	if (strcmp(argv[1], "list") == 0)
@@ -138,6 +138,9 @@ int cmd_pool(struct cli *g, int argc, char **argv)
 		return pool_by_name(g, argc - 1, argv + 1, hsp_pool_remove);
 	if (strcmp(argv[1], "unmount") == 0)
 		return pool_by_name(g, argc - 1, argv + 1, hsp_pool_unmount);
-	return cli_usage("pool: unknown verb `%s`: expected `add`, `list`, `remove` or `unmount`",
-			 argv[1]);
+	if (strcmp(argv[1], "mount") == 0)
+		return pool_by_name(g, argc - 1, argv + 1, hsp_pool_mount);
+	return cli_usage(
+	    "pool: unknown verb `%s`: expected `add`, `list`, `remove`, `mount` or `unmount`",
+	    argv[1]);
 }
