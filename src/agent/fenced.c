@@ -1,8 +1,8 @@
 /* Killing every VE of this node: when the lease runs out (self-fencing:
  * the controller may start them elsewhere), and when the controller says
  * the node was fenced while away.  A fenced node's Ceph client is
- * blocklisted, so its mount is dead: it is dropped, and the next use of
- * the pool mounts it with a fresh client.  Then the node says hello again
+ * blocklisted, so its mount is dead: the runtime replaces it with a fresh
+ * client when it next uses it.  Then the node says hello again
  * with fence_cleared, and the controller makes it ready. */
 #define _GNU_SOURCE
 #include "agent.h"
@@ -50,31 +50,17 @@ struct clear_job {
 	Hsp__V1__StorageConfig *storage; /* NULL: local storage */
 };
 
-static void pool_unmount(const struct agent_conf *c, const char *pool)
-{
-	char *args[] = {"pool", "unmount", (char *)pool, NULL};
-	struct run_out r;
-	hsp_error_t err = NULL;
-	cleanup_free char *msg = NULL;
-	if (run_runtime(c, args, 60000, &r, &err) < 0) {
-		agent_log("fenced: unmount pool %s: %s", pool, err->msg);
-		hsp_error_release(&err);
-		return;
-	}
-	int code = run_code(&r, &msg);
-	agent_log("fenced: unmount pool %s: %s%s%s", pool, pb_code_name(code), *msg ? ": " : "",
-		  msg);
-	run_out_clear(&r);
-}
-
 static void *clear_thread(void *arg)
 {
 	struct clear_job *j = arg;
 	const struct agent_conf *c = &j->a->c;
 	agent_kill_all(c, "fenced");
 	hsp_error_t err = NULL;
+	/* The runtime replaces a mount whose client was fenced when it next
+	 * uses it (pool mount below): unmounting here would also drop a mount
+	 * already made afresh, and a ceph-fuse ended that way keeps its MDS
+	 * session and caps, which then block every other node. */
 	if (j->storage) {
-		pool_unmount(c, j->storage->pool);
 		storage_forget();
 		if (storage_ensure(c, j->storage, &err) < 0) {
 			agent_log("fenced: storage: %s", err->msg);
