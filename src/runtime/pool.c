@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -169,7 +171,17 @@ static int ensure_base(hsp_runtime_t *rt, struct hsp_pool *p, hsp_error_t *err)
 		    err, EHOSTDOWN,
 		    "pool `%s` is released on this node (pool mount brings it back)", p->name);
 	cleanup_free char *mnt = hsp_strdup_printf("%s/pools/%s", rt->root, p->name);
+	cleanup_free char *lockf = hsp_strdup_printf("%s/pools/.%s.mount", rt->root, p->name);
 	int r = hsp_mkdir_p(mnt, 0700, err);
+	/* One process at a time checks, replaces or makes the mount: two
+	 * replacing a dead one at once would end each other's fresh mount,
+	 * and a ceph-fuse ended so keeps its MDS session and caps. */
+	cleanup_close int lock = r == 0 ? open(lockf, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+	if (r == 0 && lock < 0)
+		r = hsp_make_errno(err, errno, "open `%s`", lockf);
+	while (r == 0 && flock(lock, LOCK_EX) < 0)
+		if (errno != EINTR)
+			r = hsp_make_errno(err, errno, "lock `%s`", lockf);
 	struct hsp_ceph_pool cp = hsp_pool_ceph(p);
 	if (r == 0)
 		r = hsp_ceph_mount(&cp, mnt, POOL_MOUNT_TIMEOUT_S, err);
