@@ -7,8 +7,11 @@
 #
 #   scripts/hsp-node-up.sh --controller HOST:PORT --token JOIN_TOKEN [--name NODE]
 #       [--root DIR] [--run-dir DIR] [--state-dir DIR] [--address IP]
-#       [--templates "busybox debian-12"] [--log FILE] [--ve-uplink IF] [--no-install]
+#       [--templates "busybox debian-12"] [--log FILE] [--ve-uplink IF]
+#       [--drain-on-shutdown] [--no-install]
 #
+# --drain-on-shutdown: stopping the agent (SIGTERM) first has the controller
+# move this node's VEs to other nodes, as `hspctl node drain` would.
 # --ve-uplink IF: the interface that connects this node to the cluster's VE
 # segment (where the gateway is); the agent plugs it into its VE bridge, so
 # VEs of every node share one L2 network and keep their address on another
@@ -17,7 +20,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CONTROLLER="" TOKEN="" NAME=$(hostname -s | tr 'A-Z_' 'a-z-') ROOT=/var/lib/hsp RUN=/run/hsp
-STATE=/var/lib/hsp-agent ADDRESS="" TEMPLATES="" LOG="" INSTALL=yes VE_UPLINK=""
+STATE=/var/lib/hsp-agent ADDRESS="" TEMPLATES="" LOG="" INSTALL=yes VE_UPLINK="" DRAIN=""
 
 die() {
 	echo "hsp-node-up: $*" >&2
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
 	--templates) TEMPLATES=$2 && shift 2 ;;
 	--log) LOG=$2 && shift 2 ;;
 	--ve-uplink) VE_UPLINK=$2 && shift 2 ;;
+	--drain-on-shutdown) DRAIN=1 && shift ;;
 	--no-install) INSTALL=no && shift ;;
 	-h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
 	*) die "unknown option \`$1' (see --help)" ;;
@@ -67,6 +71,7 @@ ROOT=$ROOT
 RUN=$RUN
 ADDRESS=$ADDRESS
 VE_UPLINK=$VE_UPLINK
+DRAIN_ON_SHUTDOWN=$DRAIN
 CONF
 fi
 # shellcheck source=/dev/null
@@ -95,6 +100,7 @@ args=(--controller "$CONTROLLER" --name "$NAME" --state-dir "$STATE" --runtime "
 	--root "$ROOT" --run-dir "$RUN")
 [ -n "$ADDRESS" ] && args+=(--address "$ADDRESS")
 [ -n "${VE_UPLINK:-}" ] && args+=(--ve-uplink "$VE_UPLINK")
+[ -n "${DRAIN_ON_SHUTDOWN:-}" ] && args+=(--drain-on-shutdown)
 [ -n "$TOKEN" ] && [ ! -f "$STATE/node.crt" ] && args+=(--token "$TOKEN")
 # HSP_AGENT_WRAP: a command the agent runs under (valgrind in the tests).
 # shellcheck disable=SC2086

@@ -41,8 +41,9 @@ struct agent_conf {
 	char *log_path;
 	char *ve_uplink; /* the interface onto the shared VE segment, if any */
 	unsigned heartbeat_ms;
-	bool heartbeat_set; /* --heartbeat-ms given */
-	bool join_only;	    /* --join-only: join if needed, then exit */
+	bool heartbeat_set;	/* --heartbeat-ms given */
+	bool join_only;		/* --join-only: join if needed, then exit */
+	bool drain_on_shutdown; /* SIGTERM: have our VEs moved away first */
 	char *boot_id;
 	char **child_env; /* environ + HSP_ERRNO_FD=3 */
 };

@@ -129,6 +129,8 @@ static void usage(FILE *f)
 		"  --heartbeat-ms N        heartbeat interval until the controller sets one\n"
 		"                          (default 1000)\n"
 		"  --join-only             join (unless joined already), then exit\n"
+		"  --drain-on-shutdown     on SIGTERM, have the controller move this node's VEs\n"
+		"                          away first (a second signal stops at once)\n"
 		"  -h, --help              this text\n"
 		"  -V, --version           the version\n",
 		AGENT_DEFAULT_ROOT, AGENT_DEFAULT_RUN_DIR);
@@ -197,6 +199,7 @@ static int parse_options(struct agent_conf *c, int argc, char **argv)
 		O_UPLINK,
 		O_HB,
 		O_JOIN_ONLY,
+		O_DRAIN,
 	};
 	static const struct option opts[] = {
 	    {"controller", required_argument, NULL, O_CONTROLLER},
@@ -211,6 +214,7 @@ static int parse_options(struct agent_conf *c, int argc, char **argv)
 	    {"ve-uplink", required_argument, NULL, O_UPLINK},
 	    {"heartbeat-ms", required_argument, NULL, O_HB},
 	    {"join-only", no_argument, NULL, O_JOIN_ONLY},
+	    {"drain-on-shutdown", no_argument, NULL, O_DRAIN},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -230,6 +234,8 @@ static int parse_options(struct agent_conf *c, int argc, char **argv)
 				return r;
 		} else if (opt == O_JOIN_ONLY) {
 			c->join_only = true;
+		} else if (opt == O_DRAIN) {
+			c->drain_on_shutdown = true;
 		} else if (opt == 'h') {
 			usage(stdout);
 			return 0;

@@ -34,6 +34,8 @@
 #define STOP_WAIT_MS 5000
 #define CLOSE_WAIT_MS 1000
 #define FENCE_MARGIN_MS 5000
+#define DRAIN_POLL_MS 500
+#define DRAIN_WAIT_MS (10 * 60 * 1000)
 
 struct qitem {
 	struct qitem *next;
@@ -75,6 +77,10 @@ struct session {
 
 	bool closing;
 	uint64_t stop_timer, close_timer;
+
+	bool leaving; /* asked the controller to drain us before we stop */
+	int64_t leaving_since_ms;
+	uint64_t leave_timer;
 };
 
 static void connect_session(struct session *s);
@@ -568,7 +574,64 @@ static void on_stop_timeout(void *arg)
 	close_session(s);
 }
 
+static void stop_now(struct agent *a);
+
+static bool runs_ves(const struct session *s)
+{
+	for (size_t i = 0; i < s->last.n; i++)
+		if (s->last.ves[i]->state == HSP__V1__VE_STATE__VE_STATE_RUNNING ||
+		    s->last.ves[i]->state == HSP__V1__VE_STATE__VE_STATE_RESCUE)
+			return true;
+	return !s->last.valid;
+}
+
+/* Draining: the controller moves our VEs away; we stop once none is left
+ * here (or the wait runs out, or a second signal hurries us). */
+static void on_leave_tick(void *arg)
+{
+	struct session *s = arg;
+	s->leave_timer = 0;
+	int64_t waited = hsp_rpc_now_ms() - s->leaving_since_ms;
+	if (!runs_ves(s) || waited > DRAIN_WAIT_MS || s->stream == NULL) {
+		agent_log("leaving: %s after %" PRId64 " ms; stopping",
+			  !runs_ves(s) ? "no VE runs here any more" : "giving up the wait", waited);
+		stop_now(s->a);
+		return;
+	}
+	s->leave_timer = hsp_rpc_timer_add(s->a->loop, DRAIN_POLL_MS, on_leave_tick, s);
+}
+
+static bool start_leaving(struct session *s)
+{
+	if (!s->a->c.drain_on_shutdown || s->leaving || s->stream == NULL)
+		return false;
+	Hsp__V1__Leaving l = HSP__V1__LEAVING__INIT;
+	Hsp__V1__AgentMessage m = HSP__V1__AGENT_MESSAGE__INIT;
+	l.drain = true;
+	m.msg_case = HSP__V1__AGENT_MESSAGE__MSG_LEAVING;
+	m.leaving = &l;
+	if (hsp_rpc_stream_send(s->stream, &m.base) < 0)
+		return false;
+	s->leaving = true;
+	s->leaving_since_ms = hsp_rpc_now_ms();
+	agent_log("leaving: asked the controller to move this node's VEs away first");
+	s->leave_timer = hsp_rpc_timer_add(s->a->loop, DRAIN_POLL_MS, on_leave_tick, s);
+	return true;
+}
+
 void session_shutdown(struct agent *a)
+{
+	struct session *s = a->s;
+	if (!a->stopping && !s->leaving && start_leaving(s))
+		return;
+	if (s->leaving && !a->stopping) {
+		agent_log("leaving: a second signal: stopping without waiting for the drain");
+		cancel_timer(s, &s->leave_timer);
+	}
+	stop_now(a);
+}
+
+static void stop_now(struct agent *a)
 {
 	struct session *s = a->s;
 	if (a->stopping) {
@@ -582,6 +645,7 @@ void session_shutdown(struct agent *a)
 	a->stopping = true;
 	cancel_timer(s, &s->retry_timer);
 	cancel_timer(s, &s->fence_timer);
+	cancel_timer(s, &s->leave_timer);
 	unsigned n = jobs_running(a);
 	if (n == 0)
 		return close_session(s);

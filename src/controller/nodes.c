@@ -694,6 +694,26 @@ static void on_heartbeat(struct ctl_node *n, const Hsp__V1__Heartbeat *hb)
 		node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_READY, "heartbeats resumed");
 }
 
+/* The agent shuts down for maintenance: its VEs go elsewhere first. */
+static void on_leaving(struct ctl_node *n, const Hsp__V1__Leaving *l)
+{
+	Hsp__V1__NodeState s = n->pb->state;
+	if (!l->drain || drain_running(n->pb->name) ||
+	    (s != HSP__V1__NODE_STATE__NODE_STATE_READY &&
+	     s != HSP__V1__NODE_STATE__NODE_STATE_SUSPECT))
+		return;
+	hsp_error_t err = NULL;
+	struct ctl_op *op = op_begin("node.drain", NULL, n->pb->name, &err);
+	if (op == NULL) {
+		event_emit("node.state", NULL, n->pb->name, NULL, node_state_str(s),
+			   "its agent is leaving, but no drain: %s", err->msg);
+		hsp_error_release(&err);
+		return;
+	}
+	node_set_state(n, HSP__V1__NODE_STATE__NODE_STATE_DRAINING, "its agent is shutting down");
+	drain_begin(n, op);
+}
+
 static void session_message(hsp_rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
 {
 	(void)ud;
@@ -708,6 +728,9 @@ static void session_message(hsp_rpc_call_t *call, const ProtobufCMessage *msg, v
 		break;
 	case HSP__V1__AGENT_MESSAGE__MSG_HEARTBEAT:
 		on_heartbeat(n, m->heartbeat);
+		break;
+	case HSP__V1__AGENT_MESSAGE__MSG_LEAVING:
+		on_leaving(n, m->leaving);
 		break;
 	case HSP__V1__AGENT_MESSAGE__MSG_RESULT: {
 		struct ctl_cmd *c = cmd_take(n, m->result->id, true);

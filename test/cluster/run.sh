@@ -25,7 +25,7 @@ for f in "${files[@]}"; do
 	NODES=2 TEMPLATES=busybox SIM_ARGS=""
 	# shellcheck disable=SC1090
 	source "./$f"
-	C=/tmp/hsp-ct-${f%.sh}
+	C=/tmp/hsp-ct-$(basename "$HSP_BUILD")-${f%.sh}
 	"$REPO/test/sim-cluster" down --dir "$C" >/dev/null 2>&1
 	# shellcheck disable=SC2086
 	if ! "$REPO/test/sim-cluster" up --dir "$C" --nodes "$NODES" --templates "$TEMPLATES" \

@@ -230,3 +230,22 @@ test_fenced_node_rejoins_clean() {
 	ctl ve destroy fr --wait
 	ctl ve destroy fr2 --wait
 }
+
+# Planned maintenance from the node's side: an agent configured to drain
+# on shutdown has its VEs moved away before it stops.
+test_agent_shutdown_drains_its_node() {
+	all_ready
+	echo --drain-on-shutdown >"$HSP_SIM_DIR/nodes/node3/node-up.args"
+	sim node restart-agent node3
+	# the new agent's session may take a moment: a refused create changes nothing
+	wait_until 10 hspctl ve create sd --template busybox --node node3 --wait
+	sim node restart-agent node3 # SIGTERM: drain first, then stop
+	now=$(ve_node sd)
+	[ "$now" != node3 ] || fail "sd still on node3"
+	assert_eq VE_STATE_RUNNING "$(ve_state sd)"
+	assert_eq NODE_STATE_MAINTENANCE "$(node_state node3)"
+	runs_only_on sd "$now"
+	rm "$HSP_SIM_DIR/nodes/node3/node-up.args"
+	ctl node undrain node3
+	ctl ve destroy sd --wait
+}
