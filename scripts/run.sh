@@ -52,7 +52,8 @@ else
 		--root "$ROOT" --run-dir "$RUN" ${token:+--token "$token"}
 fi
 i=0
-until hspctl -o json node list | grep -q NODE_STATE_READY; do
+# Ready from the last run is not enough: its session must be open.
+until hspctl -o json node list | python3 -c 'import json,sys; sys.exit(not any(n["state"] == "NODE_STATE_READY" and n.get("connected") for n in json.load(sys.stdin)["nodes"]))'; do
 	i=$((i + 1))
 	[ $i -le 100 ] || { echo "run: the node did not become ready" >&2 && exit 1; }
 	sleep 0.1
