@@ -56,6 +56,20 @@ static int pool_exists(const struct agent_conf *c, const char *pool, bool *found
 	return ret;
 }
 
+/* A runtime pool verb; its failure as one error naming `what`. */
+static int pool_verb(const struct agent_conf *c, char **args, const char *what, hsp_error_t *err)
+{
+	struct run_out r;
+	int ret = run_runtime(c, args, 120000, &r, err);
+	if (ret < 0)
+		return ret;
+	cleanup_free char *msg = NULL;
+	if (run_code(&r, &msg) != GRPC_STATUS_OK)
+		ret = hsp_make_error(err, r.err_no > 0 ? r.err_no : EIO, "%s: %s", what, msg);
+	run_out_clear(&r);
+	return ret;
+}
+
 static int pool_add(const struct agent_conf *c, const Hsp__V1__StorageConfig *s, const char *conf,
 		    const char *keyring, hsp_error_t *err)
 {
@@ -63,31 +77,15 @@ static int pool_add(const struct agent_conf *c, const Hsp__V1__StorageConfig *s,
 	    "pool",	     "add",  s->pool,		"--type",    "cephfs",	      "--conf",
 	    (char *)conf,    "--id", s->ceph_client_id, "--keyring", (char *)keyring, "--fs-path",
 	    s->ceph_fs_path, NULL};
-	struct run_out r;
-	int ret = run_runtime(c, args, 120000, &r, err);
-	if (ret < 0)
-		return ret;
-	cleanup_free char *msg = NULL;
-	if (run_code(&r, &msg) != GRPC_STATUS_OK)
-		ret = hsp_make_error(err, r.err_no > 0 ? r.err_no : EIO, "pool add %s: %s", s->pool,
-				     msg);
-	run_out_clear(&r);
-	return ret;
+	cleanup_free char *what = hsp_strdup_printf("pool add %s", s->pool);
+	return pool_verb(c, args, what, err);
 }
 
 static int pool_mount(const struct agent_conf *c, const char *pool, hsp_error_t *err)
 {
 	char *args[] = {"pool", "mount", (char *)pool, NULL};
-	struct run_out r;
-	int ret = run_runtime(c, args, 120000, &r, err);
-	if (ret < 0)
-		return ret;
-	cleanup_free char *msg = NULL;
-	if (run_code(&r, &msg) != GRPC_STATUS_OK)
-		ret = hsp_make_error(err, r.err_no > 0 ? r.err_no : EIO, "pool mount %s: %s", pool,
-				     msg);
-	run_out_clear(&r);
-	return ret;
+	cleanup_free char *what = hsp_strdup_printf("pool mount %s", pool);
+	return pool_verb(c, args, what, err);
 }
 
 static int ensure_locked(const struct agent_conf *c, const Hsp__V1__StorageConfig *s,

@@ -168,7 +168,7 @@ wait_failover() {
 # and healing every acknowledged number is there once and in order, and
 # nothing the stale instance wrote after the fence landed.
 safety_scenario() {
-	local fault=$1 heal=$2 ve=w$1
+	local fault=$1 heal=$2 ve=w$1$3
 	ctl ve create "$ve" --template busybox --node node1 --wait
 	(ctl ve exec "$ve" -- sh -c 'i=0; while :; do i=$((i+1)); echo $i >> /root/seq; sync; echo ack $i; done' \
 		>"$HSP_SIM_DIR/$ve.acks" 2>/dev/null || true) &
@@ -198,18 +198,17 @@ EOF
 	ctl ve destroy "$ve" --wait
 }
 
-test_failover_after_node_kill() {
-	all_ready
-	safety_scenario kill start
+# Each fault HSP_HA_ROUNDS times (default 2), on a fresh writer each time.
+rounds() {
+	local r
+	for r in $(seq "${HSP_HA_ROUNDS:-2}"); do
+		all_ready
+		safety_scenario "$1" "$2" "$r"
+	done
 }
-test_failover_after_node_freeze() {
-	all_ready
-	safety_scenario freeze thaw
-}
-test_failover_after_link_cut() {
-	all_ready
-	safety_scenario cut heal
-}
+test_failover_after_node_kill() { rounds kill start; }
+test_failover_after_node_freeze() { rounds freeze thaw; }
+test_failover_after_link_cut() { rounds cut heal; }
 
 test_fenced_node_rejoins_clean() {
 	all_ready
