@@ -96,6 +96,30 @@ for t in busybox debian-12; do
 	hspctl ve destroy "$v" --wait >/dev/null
 done
 
+echo "== 2b. live migration of debian-12 with an open ssh session ($ROUNDS moves)"
+hspctl ve create live --template debian-12 --network --ssh-key "$D/key.pub" --node node1 --wait >/dev/null
+ip=$(field ip ve live | cut -d/ -f1)
+if ! hspctl -o json node show node1 | grep -q '"criu"'; then
+	echo "  skipped: node1 cannot checkpoint ($(hsp-runtime info 2>/dev/null || echo 'see hsp-runtime info'))"
+else
+	in_ctl "${SSH[@]}" "root@$ip" 'while sleep 0.02; do date +%s.%N; done' >"$D/ticks" 2>/dev/null &
+	sp=$!
+	sleep 1
+	for r in $(seq "$ROUNDS"); do
+		to=node$(((r % 2) + 2))
+		[ "$(field node ve live)" = "$to" ] && to=node1
+		before=$(wc -l <"$D/ticks")
+		hspctl ve migrate live --to "$to" --live --wait >"$D/op" 2>&1
+		sleep 0.5
+		tail -n +"$before" "$D/ticks" | awk 'NR>1 && $1-p>g {g=$1-p} {p=$1} END {printf "%.3f\n", g}' >>"$D/live"
+	done
+	kill -0 "$sp" 2>/dev/null && alive=yes || alive=no
+	kill "$sp" 2>/dev/null || true
+	printf '  longest pause of the ssh session: median %s s (runs: %s); session alive after %s moves: %s (target <= 1 s)\n' \
+		"$(median <"$D/live")" "$(tr '\n' ' ' <"$D/live")" "$ROUNDS" "$alive"
+fi
+hspctl ve destroy live --wait >/dev/null
+
 echo "== 3. drain of a node holding $DRAIN VEs (busybox, running)"
 for i in $(seq "$DRAIN"); do
 	hspctl ve create "dr$i" --template busybox --node node3 --wait >/dev/null

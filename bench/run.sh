@@ -26,7 +26,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
 failed=()
-for b in start-latency monitor-rss ssh-login storage control-plane; do
+for b in start-latency monitor-rss ssh-login storage control-plane cluster-ops; do
 	if ! bash "$here/$b.sh"; then
 		failed+=("$b")
 		echo "run.sh: $b failed" >&2
