@@ -78,7 +78,7 @@ migrate_gap() {
 	sleep 0.5
 	kill "$p"
 	wait "$p" 2>/dev/null || true
-	grep -o '^\[[0-9.]*\]' "$D/ping" | tr -d '[]' |
+	grep -a -o '^\[[0-9.]*\]' "$D/ping" | tr -d '[]' |
 		awk 'NR>1 && $1-p>g {g=$1-p} {p=$1} END {printf "%.3f\n", g}'
 }
 
