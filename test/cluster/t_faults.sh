@@ -12,6 +12,8 @@ test_agent_killed_and_restarted() {
 	# the controller notices the node going quiet
 	wait_until 10 sh -c "hspctl -o json node show node1 | grep -q '\"connected\": false'"
 	"$REPO/test/sim-cluster" --dir "$HSP_SIM_DIR" node start-agent node1
+	# ready from before the kill is not enough: the new session must be open
+	wait_until 10 sh -c "hspctl -o json node show node1 | grep -q '\"connected\": true'"
 	wait_until 10 sh -c "hspctl -o json node show node1 | grep -q NODE_STATE_READY"
 	assert_eq VE_STATE_RUNNING "$(ve_state sv)"
 	pid2=$(node_runtime node1 state sv --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["init_pid"])')
