@@ -166,7 +166,7 @@ test_checkpoint_bad_input_changes_nothing() {
 	if "$HSP" info | grep -q '^checkpoint: supported'; then
 		assert_match 'not running' "$ERR"
 	else
-		assert_match 'checkpoint: .*(too old|criu)' "$ERR"
+		assert_match 'checkpoint: ' "$ERR"
 	fi
 	[ ! -e "$T/ck" ] || fail "checkpoint of a stopped VE made its directory"
 	expect_fail node a checkpoint nosuch --dir "$T/ck"
