@@ -53,9 +53,13 @@ bool ve_on_shared_storage(const Hsp__V1__Ve *ve)
 	return ceph_enabled() && strcmp(ve->pool, ctl->o.ceph_pool) == 0;
 }
 
-static int ve_command(struct ctl_node *n, Hsp__V1__CommandKind kind, const Hsp__V1__Ve *ve,
-		      bool rescue, ctl_cmd_done_fn done, void *ud, hsp_error_t *err)
+/* Sends a command about ve to `node`.  One that cannot be sent (the node
+ * gone or its session closing) ends at once as if the node had answered
+ * UNAVAILABLE: done runs exactly once either way. */
+static void ve_command(const char *node, Hsp__V1__CommandKind kind, const Hsp__V1__Ve *ve,
+		       bool rescue, ctl_cmd_done_fn done, void *ud)
 {
+	struct ctl_node *n = node_find(node);
 	Hsp__V1__Command cmd = HSP__V1__COMMAND__INIT;
 	cmd.kind = kind;
 	cmd.ve = ve->name;
@@ -63,7 +67,16 @@ static int ve_command(struct ctl_node *n, Hsp__V1__CommandKind kind, const Hsp__
 	if (kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CHECKPOINT ||
 	    kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_RESTORE)
 		cmd.checkpoint_dir = "checkpoint";
-	return cmd_send(n, &cmd, done, NULL, ud, err);
+	hsp_error_t err = NULL;
+	if (n == NULL)
+		hsp_make_error(&err, ENOTCONN, "node `%s` is gone", node);
+	else if (cmd_send(n, &cmd, done, NULL, ud, &err) == 0)
+		return;
+	Hsp__V1__CommandResult res = HSP__V1__COMMAND_RESULT__INIT;
+	res.code = GRPC_STATUS_UNAVAILABLE;
+	res.message = err->msg;
+	done(ud, &res);
+	hsp_error_release(&err);
 }
 
 static void drain_step_done(struct drain *d, const char *ve, bool ok, int64_t down_ms,
@@ -98,9 +111,7 @@ static void on_started(void *ud, const Hsp__V1__CommandResult *res);
 
 static void start_on(struct move *m, Hsp__V1__Ve *ve, const char *node)
 {
-	struct ctl_node *n = node_find(node);
 	struct ctl_op *op = op_find(m->op);
-	hsp_error_t err = NULL;
 	bool rescue = m->kind == MOVE_RESCUE;
 	bool live = m->live && !m->rolling_back;
 	if (op)
@@ -112,15 +123,7 @@ static void start_on(struct move *m, Hsp__V1__Ve *ve, const char *node)
 	ve_set_state(ve, HSP__V1__VE_STATE__VE_STATE_STARTING, "");
 	Hsp__V1__CommandKind k = live ? HSP__V1__COMMAND_KIND__COMMAND_KIND_RESTORE
 				      : HSP__V1__COMMAND_KIND__COMMAND_KIND_START;
-	if (n == NULL)
-		hsp_make_error(&err, ENOTCONN, "node `%s` is gone", node);
-	if (n == NULL || ve_command(n, k, ve, rescue, on_started, m, &err) < 0) {
-		Hsp__V1__CommandResult res = HSP__V1__COMMAND_RESULT__INIT;
-		res.code = GRPC_STATUS_UNAVAILABLE;
-		res.message = err->msg;
-		on_started(m, &res);
-		hsp_error_release(&err);
-	}
+	ve_command(node, k, ve, rescue, on_started, m);
 }
 
 static void reassign(Hsp__V1__Ve *ve, const char *node)
@@ -217,24 +220,14 @@ static void on_released(void *ud, const Hsp__V1__CommandResult *res)
 
 static void release_on_source(struct move *m, Hsp__V1__Ve *ve)
 {
-	struct ctl_node *src = node_find(m->from);
 	struct ctl_op *op = op_find(m->op);
-	hsp_error_t err = NULL;
 	if (op)
 		op_progress(op, "%s on node %s", m->live ? "checkpointing" : "stopping", m->from);
 	m->down_at_ms = hsp_rpc_now_ms();
 	ve_set_state(ve, HSP__V1__VE_STATE__VE_STATE_STOPPING, "");
 	Hsp__V1__CommandKind k = m->live ? HSP__V1__COMMAND_KIND__COMMAND_KIND_CHECKPOINT
 					 : HSP__V1__COMMAND_KIND__COMMAND_KIND_STOP;
-	if (src == NULL)
-		hsp_make_error(&err, ENOTCONN, "node `%s` is gone", m->from);
-	if (src == NULL || ve_command(src, k, ve, false, on_released, m, &err) < 0) {
-		Hsp__V1__CommandResult res = HSP__V1__COMMAND_RESULT__INIT;
-		res.code = GRPC_STATUS_UNAVAILABLE;
-		res.message = err->msg;
-		on_released(m, &res);
-		hsp_error_release(&err);
-	}
+	ve_command(m->from, k, ve, false, on_released, m);
 }
 
 /* Begins a move of ve to `to`; the operation is marked on the VE. */
