@@ -490,10 +490,6 @@ static void take_ve_status(struct ctl_node *n, const Hsp__V1__VeStatus *st)
 	if (*ve->operation || st->state == ve->state ||
 	    st->state == HSP__V1__VE_STATE__VE_STATE_UNSPECIFIED)
 		return;
-	/* An agent that cannot tell a rescue boot from a normal one. */
-	if (ve->state == HSP__V1__VE_STATE__VE_STATE_RESCUE &&
-	    st->state == HSP__V1__VE_STATE__VE_STATE_RUNNING)
-		return;
 	/* Stopped from inside (poweroff) or started on the node by hand:
 	 * that is what its owner wants now. */
 	if (st->state == HSP__V1__VE_STATE__VE_STATE_STOPPED ||
