@@ -303,7 +303,7 @@ static int init_of(json_object *o, struct hsp_ve_config *c)
 
 /* The new VE's configuration: the backup's, on a flat root. */
 static int parse_config(const char *stage, const char *name, struct hsp_ve_config *c,
-			hsp_error_t *err)
+			const struct hsp_restore_opts *o, hsp_error_t *err)
 {
 	cleanup_free char *mpath = hsp_strdup_printf("%s/meta.json", stage);
 	cleanup_free char *cpath = hsp_strdup_printf("%s/config.json", stage);
@@ -336,6 +336,12 @@ static int parse_config(const char *stage, const char *name, struct hsp_ve_confi
 	if (c->hostname == NULL || c->template == NULL || init_of(cfg, c) < 0 ||
 	    c->stop_signal <= 0 || (net && (c->ip == NULL || c->bridge == NULL)))
 		return hsp_make_error(err, EINVAL, "backup: config.json is incomplete");
+	if (o->set_network) {
+		free(c->ip), free(c->gateway), free(c->bridge);
+		c->ip = o->ip ? strdup(o->ip) : NULL;
+		c->gateway = o->gateway ? strdup(o->gateway) : NULL;
+		c->bridge = o->ip ? strdup(o->bridge ? o->bridge : HSP_DEFAULT_BRIDGE) : NULL;
+	}
 	r = hsp_validate_hostname(c->hostname, err);
 	return r < 0 ? r : hsp_limits_validate(&c->limits, err);
 }
@@ -368,6 +374,8 @@ static int make_ve(hsp_runtime_t *rt, const struct hsp_pool *pool, struct hsp_ve
 	if (lock < 0)
 		return lock;
 	int r = hsp_ve_name_free(rt, c->name, err);
+	if (r == 0)
+		r = hsp_check_address_free(rt, c, err);
 	if (r < 0)
 		return r;
 	hsp_pool_place(rt, c->name, pool);
@@ -392,8 +400,9 @@ static int make_ve(hsp_runtime_t *rt, const struct hsp_pool *pool, struct hsp_ve
 	return r;
 }
 
-static int restore_staged(hsp_runtime_t *rt, const char *name, const struct hsp_pool *pool, int fd,
-			  const char *stage, hsp_error_t *err)
+static int restore_staged(hsp_runtime_t *rt, const char *name, const struct hsp_pool *pool,
+			  const struct hsp_restore_opts *o, int fd, const char *stage,
+			  hsp_error_t *err)
 {
 	cleanup_free char *disk = hsp_strdup_printf("%s/disk", stage);
 	cleanup_free char *root = hsp_strdup_printf("%s/root", disk);
@@ -404,7 +413,7 @@ static int restore_staged(hsp_runtime_t *rt, const char *name, const struct hsp_
 	int r = run_unbackup(stage, fd, err);
 	struct hsp_ve_config c = {0};
 	if (r == 0)
-		r = parse_config(stage, name, &c, err);
+		r = parse_config(stage, name, &c, o, err);
 	if (r == 0) {
 		c.limits.set |= HSP_LIMIT_DISK;
 		c.limits.disk = disk_size(root, c.limits.disk);
@@ -414,13 +423,15 @@ static int restore_staged(hsp_runtime_t *rt, const char *name, const struct hsp_
 	return r;
 }
 
-int hsp_ve_restore_backup(hsp_runtime_t *rt, const char *name, const char *pool, int fd,
-			  hsp_error_t *err)
+int hsp_ve_restore_backup(hsp_runtime_t *rt, const char *name, const struct hsp_restore_opts *o,
+			  int fd, hsp_error_t *err)
 {
 	const struct hsp_pool *p;
 	int r = hsp_validate_name(name, "VE", err);
+	if (r == 0 && o->set_network)
+		r = hsp_validate_network(o->ip, o->gateway, o->bridge, err);
 	if (r == 0)
-		r = hsp_pool_get(rt, pool, &p, err);
+		r = hsp_pool_get(rt, o->pool, &p, err);
 	/* Checked first too: a clash should not cost unpacking the stream. */
 	if (r == 0)
 		r = hsp_ve_name_free(rt, name, err);
@@ -432,7 +443,7 @@ int hsp_ve_restore_backup(hsp_runtime_t *rt, const char *name, const char *pool,
 	if (r == 0)
 		r = hsp_rm_rf(stage, err);
 	if (r == 0)
-		r = restore_staged(rt, name, p, fd, stage, err);
+		r = restore_staged(rt, name, p, o, fd, stage, err);
 	hsp_error_t ignored = NULL;
 	hsp_rm_rf(stage, &ignored);
 	hsp_error_release(&ignored);

@@ -44,29 +44,29 @@ int hsp_limits_validate(const struct hsp_limits *l, hsp_error_t *err)
 	return validate_limits(l, err);
 }
 
-static int validate_network(const struct hsp_create_opts *o, hsp_error_t *err)
+int hsp_validate_network(const char *ip, const char *gateway, const char *bridge, hsp_error_t *err)
 {
-	if (o->ip == NULL) {
-		if (o->gateway || o->bridge)
+	if (ip == NULL) {
+		if (gateway || bridge)
 			return hsp_make_error(err, EINVAL, "--gateway and --bridge need --ip");
 		return 0;
 	}
 	struct hsp_net_addr net, gw;
-	int r = hsp_net_parse_cidr(o->ip, &net, err);
-	if (r == 0 && o->bridge)
-		r = hsp_net_validate_ifname(o->bridge, err);
-	if (r == 0 && o->gateway) {
-		r = hsp_net_parse_ip(o->gateway, &gw, err);
+	int r = hsp_net_parse_cidr(ip, &net, err);
+	if (r == 0 && bridge)
+		r = hsp_net_validate_ifname(bridge, err);
+	if (r == 0 && gateway) {
+		r = hsp_net_parse_ip(gateway, &gw, err);
 		if (r == 0 && !hsp_net_contains(&net, &gw))
-			r = hsp_make_error(err, EINVAL, "gateway `%s` is outside `%s`", o->gateway,
-					   o->ip);
+			r = hsp_make_error(err, EINVAL, "gateway `%s` is outside `%s`", gateway,
+					   ip);
 	}
 	return r;
 }
 
 /* Two VEs on one bridge with one address would take each other's traffic;
  * refused among the VEs of this root (a cluster checks its whole segment). */
-static int check_address_free(hsp_runtime_t *rt, const struct hsp_ve_config *c, hsp_error_t *err)
+int hsp_check_address_free(hsp_runtime_t *rt, const struct hsp_ve_config *c, hsp_error_t *err)
 {
 	if (c->ip == NULL)
 		return 0;
@@ -198,7 +198,7 @@ static int create_locked(hsp_runtime_t *rt, struct hsp_ve_config *c, const struc
 {
 	int r = hsp_ve_name_free(rt, c->name, err);
 	if (r == 0)
-		r = check_address_free(rt, c, err);
+		r = hsp_check_address_free(rt, c, err);
 	if (r < 0)
 		return r;
 	hsp_pool_place(rt, c->name, pool);
@@ -237,7 +237,7 @@ int hsp_ve_create(hsp_runtime_t *rt, const char *name, const struct hsp_create_o
 	if (r == 0)
 		r = validate_limits(&o->limits, err);
 	if (r == 0)
-		r = validate_network(o, err);
+		r = hsp_validate_network(o->ip, o->gateway, o->bridge, err);
 	if (r == 0 && (o->template == NULL || *o->template == '\0'))
 		r = hsp_make_error(err, EINVAL, "a template is required (--template)");
 	if (r < 0)

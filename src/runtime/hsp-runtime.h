@@ -210,10 +210,18 @@ int hsp_ve_snapshot_delete(hsp_runtime_t *rt, const char *name, const char *snap
  * to fd as a zstd-compressed tar: from snapshot `snap` if given, else from
  * a temporary snapshot of a running VE or the disk of a stopped one. */
 int hsp_ve_backup(hsp_runtime_t *rt, const char *name, const char *snap, int fd, hsp_error_t *err);
-/* Makes the new VE `name` (in `pool`, NULL: "local") from a backup read
- * from fd; on failure nothing of it is left. */
-int hsp_ve_restore_backup(hsp_runtime_t *rt, const char *name, const char *pool, int fd,
-			  hsp_error_t *err);
+/* What a restore changes from the backup's own configuration. */
+struct hsp_restore_opts {
+	const char *pool; /* NULL: "local" */
+	/* An address belongs to the network the VE lands on, not to the
+	 * backup: with set_network the backup's is replaced (ip NULL: none). */
+	bool set_network;
+	const char *ip, *gateway, *bridge;
+};
+/* Makes the new VE `name` from a backup read from fd; on failure nothing
+ * of it is left. */
+int hsp_ve_restore_backup(hsp_runtime_t *rt, const char *name, const struct hsp_restore_opts *o,
+			  int fd, hsp_error_t *err);
 
 /* Live migration with CRIU (checkpoint.c, docs/runtime.md).  A checkpoint
  * freezes a running VE, writes its processes and memory to `dir` (on

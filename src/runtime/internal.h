@@ -122,6 +122,10 @@ int hsp_ve_name_free(hsp_runtime_t *rt, const char *name, hsp_error_t *err);
 
 /* Range checks plus what this host's cgroups can enforce. */
 int hsp_limits_validate(const struct hsp_limits *l, hsp_error_t *err);
+/* ip a CIDR (NULL: no network; then gateway and bridge must be NULL). */
+int hsp_validate_network(const char *ip, const char *gateway, const char *bridge, hsp_error_t *err);
+/* Refuses c's address when another VE of this root has it. */
+int hsp_check_address_free(hsp_runtime_t *rt, const struct hsp_ve_config *c, hsp_error_t *err);
 
 /* The path of a helper program (hsp-monitor, hsp-unpack): the environment
  * variable `env` if set, else next to the running program. */

@@ -114,3 +114,25 @@ test_restore_bad_input_leaves_nothing() {
 	assert_eq src "$(ls "$T/root/ves")" "VEs after bad restores"
 	assert_eq "" "$(ls "$T/root/.stage")" "staging left"
 }
+
+# An address belongs to the network a VE lands on: a restore may replace
+# the backup's or drop it, and never takes one another VE has.
+test_restore_replaces_or_drops_the_address() {
+	hsp create src --template busybox --ip 10.89.0.2/24 --gateway 10.89.0.1
+	hsp backup src >"$T/b.tar.zst"
+	expect_fail hsp restore twin <"$T/b.tar.zst"
+	assert_match 'already used by VE `src`' "$ERR"
+	expect_fail hsp restore bad --ip 300.1.1.1/24 <"$T/b.tar.zst"
+	assert_match 'invalid' "$ERR"
+	expect_fail hsp restore bad --ip 10.89.0.3/24 --gateway 10.90.0.1 <"$T/b.tar.zst"
+	assert_match 'outside' "$ERR"
+	expect_fail hsp restore bad --no-network --ip 10.89.0.3/24 <"$T/b.tar.zst"
+	assert_eq src "$(ls "$T/root/ves")" "VEs after refused restores"
+	hsp restore moved --ip 10.89.0.3/24 --gateway 10.89.0.1 --bridge hspbr9 <"$T/b.tar.zst"
+	local st
+	st=$(hsp state --json moved)
+	assert_eq 10.89.0.3/24 "$(json_get "$st" ip)" "new address"
+	assert_eq hspbr9 "$(json_get "$st" bridge)" "new bridge"
+	hsp restore bare --no-network <"$T/b.tar.zst"
+	assert_eq "" "$(json_get "$(hsp state --json bare)" ip)" "no address"
+}

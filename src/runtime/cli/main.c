@@ -39,7 +39,8 @@ static const struct {
      "SNAP | snapshot delete NAME SNAP"},
     {"backup", cmd_backup, "backup NAME [--snapshot SNAP] > FILE   (a zstd-compressed tar)"},
     {"restore", cmd_restore,
-     "restore NAME [--pool P] < FILE   (a new VE from a backup) | restore NAME --dir D [--json]   "
+     "restore NAME [--pool P] [--ip CIDR [--gateway IP] [--bridge BR] | --no-network] < FILE   "
+     "(a new VE from a backup) | restore NAME --dir D [--json]   "
      "(resume a checkpoint)"},
     {"checkpoint", cmd_checkpoint,
      "checkpoint NAME --dir D [--json]   (freeze and dump a running VE to D, for a restore on "
