@@ -124,6 +124,9 @@ struct run_spec {
 	void *ud;
 	/* Called with the child's pid (a process group leader) once it runs. */
 	void (*on_start)(void *ud, pid_t pid);
+	/* > 2: the child's stdin / stdout as they are (a file), instead of
+	 * `in` / capture. */
+	int stdin_fd, stdout_fd;
 };
 
 struct run_out {
@@ -143,6 +146,9 @@ void run_out_clear(struct run_out *r);
 /* `hsp-runtime ... args` in capture mode. */
 int run_runtime(const struct agent_conf *c, char *const *args, unsigned timeout_ms,
 		struct run_out *r, hsp_error_t *err);
+/* The same with the child's stdin and stdout on files (-1: as above). */
+int run_runtime_io(const struct agent_conf *c, char *const *args, unsigned timeout_ms, int in_fd,
+		   int out_fd, struct run_out *r, hsp_error_t *err);
 /* The gRPC code for an outcome (0 = success) and its one-line message
  * (malloc'd, "" on success). */
 int run_code(const struct run_out *r, char **msg);

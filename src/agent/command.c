@@ -16,13 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_JOBS 256
 #define VERB_TIMEOUT_MS (10 * 60 * 1000)
+#define BACKUP_TIMEOUT_MS (6 * 3600 * 1000) /* a big VE over a slow pool */
 #define SSHD_WAIT_MS 30000
 #define SSHD_POLL_MS 50
 
@@ -395,6 +398,13 @@ static const char *kind_name(Hsp__V1__CommandKind k)
 	return v ? v->name + strlen("COMMAND_KIND_") : "(unknown kind)";
 }
 
+static bool is_backup_kind(Hsp__V1__CommandKind k)
+{
+	return k == HSP__V1__COMMAND_KIND__COMMAND_KIND_BACKUP_CREATE ||
+	       k == HSP__V1__COMMAND_KIND__COMMAND_KIND_BACKUP_RESTORE ||
+	       k == HSP__V1__COMMAND_KIND__COMMAND_KIND_BACKUP_DELETE;
+}
+
 /* Names become arguments: one starting with '-' would be an option. */
 static Hsp__V1__AgentMessage *check_names(const Hsp__V1__Command *cmd)
 {
@@ -402,8 +412,10 @@ static Hsp__V1__AgentMessage *check_names(const Hsp__V1__Command *cmd)
 	bool snap = cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_CREATE ||
 		    cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_RESTORE ||
 		    cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_SNAPSHOT_DELETE;
+	/* A backup id also becomes a file name. */
 	if (hsp_validate_name(cmd->ve, "VE", &err) < 0 ||
-	    (snap && hsp_validate_name(cmd->snapshot, "snapshot", &err) < 0))
+	    (snap && hsp_validate_name(cmd->snapshot, "snapshot", &err) < 0) ||
+	    (is_backup_kind(cmd->kind) && hsp_validate_name(cmd->backup, "backup", &err) < 0))
 		return from_error(cmd->id, &err);
 	return NULL;
 }
@@ -536,19 +548,161 @@ static Hsp__V1__AgentMessage *do_restore(struct job *j)
 	return pb_result_msg(j->cmd->id, code, msg);
 }
 
+/* ------------------------------------------------------------ backups */
+
+/* Where this node keeps backups: in the shared pool, where every node
+ * finds them, else beside its runtime root. */
+static char *backup_dir(const struct job *j)
+{
+	if (j->storage)
+		return hsp_strdup_printf("%s/pools/%s/backups", j->a->c.root, j->storage->pool);
+	return hsp_strdup_printf("%s/backups", j->a->c.root);
+}
+
+static char *backup_path(const struct job *j, const char *suffix)
+{
+	cleanup_free char *dir = backup_dir(j);
+	return hsp_strdup_printf("%s/%s%s.tar.zst%s", dir, *suffix ? "." : "", j->cmd->backup,
+				 suffix);
+}
+
+/* The archive is written beside its final name and renamed once whole and
+ * on disk: a backup that exists is complete. */
+static int backup_commit(const char *part, const char *path, int fd, uint64_t *size,
+			 hsp_error_t *err)
+{
+	struct stat st;
+	if (fsync(fd) < 0 || fstat(fd, &st) < 0)
+		return hsp_make_errno(err, errno, "backup `%s`", part);
+	if (rename(part, path) < 0)
+		return hsp_make_errno(err, errno, "rename `%s`", part);
+	cleanup_free char *dir = strdup(path);
+	*strrchr(dir, '/') = '\0';
+	cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0)
+		fsync(dfd);
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+static Hsp__V1__AgentMessage *do_backup_create(struct job *j)
+{
+	hsp_error_t err = NULL;
+	cleanup_free char *dir = backup_dir(j);
+	cleanup_free char *path = backup_path(j, "");
+	cleanup_free char *part = backup_path(j, ".part");
+	if (hsp_mkdir_p(dir, 0700, &err) < 0)
+		return from_error(j->cmd->id, &err);
+	if (access(path, F_OK) == 0)
+		return fail(j->cmd->id, GRPC_STATUS_ALREADY_EXISTS, "backup `%s` exists on storage",
+			    j->cmd->backup);
+	cleanup_close int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		hsp_make_errno(&err, errno, "backup `%s`", part);
+		return from_error(j->cmd->id, &err);
+	}
+	char *args[] = {"backup", j->cmd->ve, NULL};
+	struct run_out r;
+	if (run_runtime_io(&j->a->c, args, BACKUP_TIMEOUT_MS, -1, fd, &r, &err) < 0) {
+		unlink(part);
+		return from_error(j->cmd->id, &err);
+	}
+	cleanup_free char *msg = NULL;
+	int code = run_code(&r, &msg);
+	run_out_clear(&r);
+	uint64_t size = 0;
+	if (code == GRPC_STATUS_OK && backup_commit(part, path, fd, &size, &err) < 0) {
+		unlink(part);
+		return from_error(j->cmd->id, &err);
+	}
+	if (code != GRPC_STATUS_OK)
+		unlink(part);
+	Hsp__V1__AgentMessage *m = pb_result_msg(j->cmd->id, code, msg);
+	m->result->size_bytes = size;
+	return m;
+}
+
+static Hsp__V1__AgentMessage *do_backup_restore(struct job *j)
+{
+	const Hsp__V1__VeSpec *s = j->cmd->spec;
+	hsp_error_t err = NULL;
+	cleanup_free char *path = backup_path(j, "");
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(j->cmd->id,
+			    errno == ENOENT ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_INTERNAL,
+			    "backup `%s`: %s", j->cmd->backup, strerror(errno));
+	struct argv_buf b = {0};
+	argv_add(&b, "restore");
+	argv_add(&b, j->cmd->ve);
+	if (j->storage)
+		argv_addf(&b, "--pool=%s", j->storage->pool);
+	if (s && *s->ip) {
+		argv_addf(&b, "--ip=%s", s->ip);
+		if (*s->gateway)
+			argv_addf(&b, "--gateway=%s", s->gateway);
+		if (*s->bridge)
+			argv_addf(&b, "--bridge=%s", s->bridge);
+	} else {
+		argv_add(&b, "--no-network");
+	}
+	struct run_out r;
+	int ret = run_runtime_io(&j->a->c, b.v, BACKUP_TIMEOUT_MS, fd, -1, &r, &err);
+	argv_clear(&b);
+	if (ret < 0)
+		return from_error(j->cmd->id, &err);
+	cleanup_free char *msg = NULL;
+	int code = run_code(&r, &msg);
+	run_out_clear(&r);
+	return pb_result_msg(j->cmd->id, code, msg);
+}
+
+static Hsp__V1__AgentMessage *do_backup_delete(struct job *j)
+{
+	cleanup_free char *path = backup_path(j, "");
+	cleanup_free char *part = backup_path(j, ".part");
+	unlink(part);
+	if (unlink(path) < 0)
+		return fail(j->cmd->id,
+			    errno == ENOENT ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_INTERNAL,
+			    "backup `%s`: %s", j->cmd->backup, strerror(errno));
+	return pb_result_msg(j->cmd->id, GRPC_STATUS_OK, "");
+}
+
+static Hsp__V1__AgentMessage *run_backup_job(struct job *j)
+{
+	hsp_error_t err = NULL;
+	if (j->storage && storage_ensure(&j->a->c, j->storage, &err) < 0)
+		return from_error(j->cmd->id, &err);
+	switch (j->cmd->kind) {
+	case HSP__V1__COMMAND_KIND__COMMAND_KIND_BACKUP_CREATE:
+		return do_backup_create(j);
+	case HSP__V1__COMMAND_KIND__COMMAND_KIND_BACKUP_RESTORE: {
+		Hsp__V1__AgentMessage *m = do_backup_restore(j);
+		with_status(j, m);
+		return m;
+	}
+	default:
+		return do_backup_delete(j);
+	}
+}
+
 static Hsp__V1__AgentMessage *run_job(struct job *j)
 {
 	const Hsp__V1__Command *cmd = j->cmd;
 	if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_RELEASE_STORAGE)
 		return do_release_storage(j);
-	if (cmd->kind < HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE ||
-	    cmd->kind > HSP__V1__COMMAND_KIND__COMMAND_KIND_RESTORE ||
-	    cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CANCEL)
+	if ((cmd->kind < HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE ||
+	     cmd->kind > HSP__V1__COMMAND_KIND__COMMAND_KIND_RESTORE ||
+	     cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CANCEL) &&
+	    !is_backup_kind(cmd->kind))
 		return fail(cmd->id, GRPC_STATUS_UNIMPLEMENTED, "unknown command kind %d",
 			    (int)cmd->kind);
 	Hsp__V1__AgentMessage *m = check_names(cmd);
 	if (m)
 		return m;
+	if (is_backup_kind(cmd->kind))
+		return run_backup_job(j);
 	if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_EXEC)
 		return exec_command(j->a, cmd);
 	if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_SET_LIMITS &&
@@ -625,7 +779,8 @@ void command_dispatch(struct agent *a, const Hsp__V1__Command *cmd)
 	if ((cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE ||
 	     cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_RELEASE_STORAGE ||
 	     cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CHECKPOINT ||
-	     cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_RESTORE) &&
+	     cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_RESTORE ||
+	     is_backup_kind(cmd->kind)) &&
 	    storage_is_cephfs(a->config))
 		j->storage = pb_clone(&a->config->storage->base);
 	jobs_add(a->jobs, cmd->id);

@@ -171,18 +171,20 @@ static int off_three(int fd)
 static int child_start(const struct run_spec *spec, struct child *ch, hsp_error_t *err)
 {
 	int o[2] = {-1, -1}, e[2] = {-1, -1}, n[2] = {-1, -1}, i[2] = {-1, -1};
-	int r = make_pipe(o, 0);
+	bool file_in = spec->stdin_fd > 2, file_out = spec->stdout_fd > 2;
+	int r = file_out ? 0 : make_pipe(o, 0);
 	if (r == 0)
 		r = make_pipe(e, 0);
 	if (r == 0)
 		r = make_pipe(n, 0);
-	if (r == 0 && spec->in_len > 0)
+	if (r == 0 && spec->in_len > 0 && !file_in)
 		r = make_pipe(i, 1);
 	if (r == 0 && (n[1] = off_three(n[1])) < 0)
 		r = -errno;
 	if (r == 0)
-		r = spawn_child(spec, i[0], o[1], e[1], n[1], &ch->pid);
-	/* The child's ends are the child's now. */
+		r = spawn_child(spec, file_in ? spec->stdin_fd : i[0],
+				file_out ? spec->stdout_fd : o[1], e[1], n[1], &ch->pid);
+	/* The child's ends are the child's now (the caller's files stay his). */
 	hsp_closep(&o[1]);
 	hsp_closep(&e[1]);
 	hsp_closep(&n[1]);
@@ -363,17 +365,27 @@ void run_out_clear(struct run_out *r)
 	*r = (struct run_out){.status = -1};
 }
 
-int run_runtime(const struct agent_conf *c, char *const *args, unsigned timeout_ms,
-		struct run_out *r, hsp_error_t *err)
+int run_runtime_io(const struct agent_conf *c, char *const *args, unsigned timeout_ms, int in_fd,
+		   int out_fd, struct run_out *r, hsp_error_t *err)
 {
 	struct argv_buf b = {0};
 	argv_runtime(&b, c);
 	for (char *const *a = args; *a; a++)
 		argv_add(&b, *a);
-	struct run_spec spec = {.argv = b.v, .envp = c->child_env, .timeout_ms = timeout_ms};
+	struct run_spec spec = {.argv = b.v,
+				.envp = c->child_env,
+				.timeout_ms = timeout_ms,
+				.stdin_fd = in_fd,
+				.stdout_fd = out_fd};
 	int ret = run_program(&spec, r, err);
 	argv_clear(&b);
 	return ret;
+}
+
+int run_runtime(const struct agent_conf *c, char *const *args, unsigned timeout_ms,
+		struct run_out *r, hsp_error_t *err)
+{
+	return run_runtime_io(c, args, timeout_ms, -1, -1, r, err);
 }
 
 /* ------------------------------------------------------------ outcome */

@@ -382,12 +382,15 @@ static void token_list(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *
 
 /* ------------------------------------------------------------ events */
 
-/* An operation a tenant may see: one on a VE it owns. */
+/* An operation a tenant may see: one for it, or on a VE it owns. */
 static struct ctl_op *op_visible(const struct ctl_caller *who, const char *id)
 {
 	struct ctl_op *op = op_find(id);
 	if (op == NULL || caller_is_admin(who))
 		return op;
+	if (*op->pb->tenant)
+		return who->role == ROLE_TENANT && strcmp(op->pb->tenant, who->tenant) == 0 ? op
+											    : NULL;
 	Hsp__V1__Ve *ve = *op->pb->ve ? ve_find(op->pb->ve) : NULL;
 	return ve && caller_sees_ve(who, ve) ? op : NULL;
 }

@@ -100,6 +100,8 @@ struct ctl {
 	size_t n_tokens;
 	struct ctl_op **ops;
 	size_t n_ops;
+	Hsp__V1__Backup **backups;
+	size_t n_backups;
 	struct ctl_watcher *watchers;
 	uint64_t event_seq;
 	uint64_t next_cmd_id;
@@ -129,6 +131,10 @@ int ve_forget(const char *name, hsp_error_t *err);
 int node_save(struct ctl_node *n, hsp_error_t *err);
 int token_save(Hsp__V1__StoredToken *t, hsp_error_t *err);
 int op_save(struct ctl_op *op, hsp_error_t *err);
+Hsp__V1__Backup *backup_find(const char *id);
+int backup_save(Hsp__V1__Backup *b, hsp_error_t *err);
+/* Drops it from the model and the store. */
+void backup_forget(const char *id);
 int model_load(hsp_error_t *err);
 void model_free(void);
 
@@ -142,6 +148,10 @@ void events_unwatch(hsp_rpc_call_t *call);
 /* Operations: begin persists a RUNNING operation; progress, done and fail
  * record its steps as events and wake Wait callers. */
 struct ctl_op *op_begin(const char *kind, const char *ve, const char *node, hsp_error_t *err);
+/* The same for a tenant's operation that is about more than a VE it owns
+ * now (a backup): the tenant sees it and its events by that. */
+struct ctl_op *op_begin_for(const char *kind, const char *ve, const char *node, const char *tenant,
+			    hsp_error_t *err);
 void op_progress(struct ctl_op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void op_done(struct ctl_op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void op_fail(struct ctl_op *op, grpc_status_code code, const char *fmt, ...)
@@ -188,6 +198,8 @@ extern const size_t ctl_n_node_methods;
 
 /* moves.c: migration, drain, failover, rescue */
 bool ve_on_shared_storage(const Hsp__V1__Ve *ve);
+/* Every node sees this pool (the cluster's CephFS pool). */
+bool pool_is_shared(const char *pool);
 int drain_begin(struct ctl_node *n, struct ctl_op *op);
 bool drain_running(const char *node);
 void drains_free(void);
@@ -206,8 +218,12 @@ bool ve_not_busy(hsp_rpc_call_t *call, Hsp__V1__Ve *ve);
 /* The opening of a call that changes a VE: the caller, the VE it may see,
  * no operation running on it.  NULL once answered. */
 Hsp__V1__Ve *ve_for_op(hsp_rpc_call_t *call, const char *name, struct ctl_caller *who);
+/* A restore of backup b as the new VE `name` (on `node`, admin only); the
+ * backup is held until it ends. */
+void ve_create_from_backup(hsp_rpc_call_t *call, const struct ctl_caller *who, Hsp__V1__Backup *b,
+			   const char *name, const char *node, bool start);
 struct ctl_place {
-	const char *template_;
+	const char *template_; /* NULL: none needed */
 	const Hsp__V1__Limits *limits;
 	const char *node;     /* only this one (NULL or "" = any) */
 	const char *not_node; /* never this one (a move's source) */
@@ -219,6 +235,10 @@ extern const size_t ctl_n_ve_methods;
 void ves_schedule_ttl(Hsp__V1__Ve *ve);
 void ves_resume(void);
 void ves_free_timers(void);
+
+/* backups.c */
+extern const struct hsp_rpc_method ctl_backup_methods[];
+extern const size_t ctl_n_backup_methods;
 
 /* admin.c: nodes, templates, tokens, events, operations, cluster */
 extern const struct hsp_rpc_method ctl_admin_methods[];

@@ -377,6 +377,7 @@ static int start_server(hsp_error_t *err)
 		size_t n;
 	} tables[] = {{ctl_ve_methods, ctl_n_ve_methods},
 		      {ctl_move_methods, ctl_n_move_methods},
+		      {ctl_backup_methods, ctl_n_backup_methods},
 		      {ctl_admin_methods, ctl_n_admin_methods},
 		      {ctl_node_methods, ctl_n_node_methods}};
 	size_t n = 0;

@@ -150,6 +150,36 @@ int op_save(struct ctl_op *op, hsp_error_t *err)
 	return put_msg("op", op->pb->id, &op->pb->base, err);
 }
 
+Hsp__V1__Backup *backup_find(const char *id)
+{
+	for (size_t i = 0; i < ctl->n_backups; i++)
+		if (strcmp(ctl->backups[i]->id, id) == 0)
+			return ctl->backups[i];
+	return NULL;
+}
+
+int backup_save(Hsp__V1__Backup *b, hsp_error_t *err)
+{
+	return put_msg("backup", b->id, &b->base, err);
+}
+
+void backup_forget(const char *id)
+{
+	for (size_t i = 0; i < ctl->n_backups; i++) {
+		if (strcmp(ctl->backups[i]->id, id) != 0)
+			continue;
+		hsp_error_t err = NULL;
+		if (hsp_store_del(ctl->store, "backup", id, &err) < 0 && err->status != ENOENT)
+			fprintf(stderr,
+				"hsp-controller: backup %s not removed from the store: %s\n", id,
+				err->msg);
+		hsp_error_release(&err);
+		protobuf_c_message_free_unpacked(&ctl->backups[i]->base, NULL);
+		ctl->backups[i] = ctl->backups[--ctl->n_backups];
+		return;
+	}
+}
+
 static void *grow(void *arr, size_t n, size_t size)
 {
 	void *p = reallocarray(arr, n + 1, size);
@@ -218,12 +248,35 @@ static int load_op(const char *key, const void *data, size_t len, void *ud)
 	return 0;
 }
 
+/* A backup whose making the controller did not see end is of no use:
+ * the node may or may not have finished it. */
+static int load_backup(const char *key, const void *data, size_t len, void *ud)
+{
+	(void)key;
+	(void)ud;
+	Hsp__V1__Backup *b = hsp__v1__backup__unpack(NULL, len, data);
+	if (b == NULL)
+		return -EBADMSG;
+	if (b->state == HSP__V1__BACKUP_STATE__BACKUP_STATE_CREATING) {
+		b->state = HSP__V1__BACKUP_STATE__BACKUP_STATE_FAILED;
+		pb_set_str(&b->message, "interrupted by a controller restart");
+	}
+	pb_set_str(&b->operation, "");
+	ctl->backups = grow(ctl->backups, ctl->n_backups, sizeof(*ctl->backups));
+	ctl->backups[ctl->n_backups++] = b;
+	return 0;
+}
+
 int model_load(hsp_error_t *err)
 {
 	static const struct {
 		const char *kind;
 		hsp_store_fn fn;
-	} kinds[] = {{"ve", load_ve}, {"node", load_node}, {"token", load_token}, {"op", load_op}};
+	} kinds[] = {{"ve", load_ve},
+		     {"node", load_node},
+		     {"token", load_token},
+		     {"op", load_op},
+		     {"backup", load_backup}};
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		int r = hsp_store_scan(ctl->store, kinds[i].kind, kinds[i].fn, NULL, err);
 		if (r == -EBADMSG)
@@ -275,6 +328,9 @@ void model_free(void)
 		protobuf_c_message_free_unpacked(&ctl->tokens[i]->base, NULL);
 	for (size_t i = 0; i < ctl->n_ops; i++)
 		op_free(ctl->ops[i]);
+	for (size_t i = 0; i < ctl->n_backups; i++)
+		protobuf_c_message_free_unpacked(&ctl->backups[i]->base, NULL);
+	free(ctl->backups);
 	free(ctl->ves);
 	free(ctl->nodes);
 	free(ctl->tokens);
@@ -349,8 +405,11 @@ void event_emit(const char *kind, const char *ve, const char *node, const char *
 	e.operation = (char *)(op ? op : "");
 	e.state = (char *)(state ? state : "");
 	e.message = msg ? msg : (char *)"";
+	/* An operation for a tenant (on a backup whose VE may be gone, or
+	 * whose name another tenant has taken since) speaks for that tenant. */
+	struct ctl_op *o = op ? op_find(op) : NULL;
 	Hsp__V1__Ve *owner = ve ? ve_find(ve) : NULL;
-	e.tenant = owner ? owner->tenant : (char *)"";
+	e.tenant = o && *o->pb->tenant ? o->pb->tenant : owner ? owner->tenant : (char *)"";
 
 	size_t n = hsp__v1__event__get_packed_size(&e);
 	cleanup_free uint8_t *buf = malloc(n ? n : 1);
@@ -455,6 +514,12 @@ static const char *op_state_name(Hsp__V1__OperationState s)
 
 struct ctl_op *op_begin(const char *kind, const char *ve, const char *node, hsp_error_t *err)
 {
+	return op_begin_for(kind, ve, node, NULL, err);
+}
+
+struct ctl_op *op_begin_for(const char *kind, const char *ve, const char *node, const char *tenant,
+			    hsp_error_t *err)
+{
 	cleanup_free char *id = NULL;
 	if (asprintf(&id, "op-%lx-%04x", (unsigned long)now_unix_ms(),
 		     (unsigned)random() & 0xffff) < 0)
@@ -473,6 +538,10 @@ struct ctl_op *op_begin(const char *kind, const char *ve, const char *node, hsp_
 	pb_set_str(&pb->kind, kind);
 	pb_set_str(&pb->ve, ve);
 	pb_set_str(&pb->node, node);
+	/* Recorded for the VE's owner too: once a destroyed VE is gone, its
+	 * tenant must still see how the destroy ended. */
+	Hsp__V1__Ve *owner = tenant == NULL && ve ? ve_find(ve) : NULL;
+	pb_set_str(&pb->tenant, owner ? owner->tenant : tenant);
 	pb->state = HSP__V1__OPERATION_STATE__OPERATION_STATE_RUNNING;
 	pb->created_at = now_unix();
 	if (op_save(op, err) < 0) {

@@ -48,9 +48,14 @@ static void move_free(struct move *m)
 	free(m);
 }
 
+bool pool_is_shared(const char *pool)
+{
+	return ceph_enabled() && strcmp(pool, ctl->o.ceph_pool) == 0;
+}
+
 bool ve_on_shared_storage(const Hsp__V1__Ve *ve)
 {
-	return ceph_enabled() && strcmp(ve->pool, ctl->o.ceph_pool) == 0;
+	return pool_is_shared(ve->pool);
 }
 
 /* Sends a command about ve to `node`.  One that cannot be sent (the node

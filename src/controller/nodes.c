@@ -99,6 +99,11 @@ int cmd_send(struct ctl_node *n, Hsp__V1__Command *cmd, ctl_cmd_done_fn done,
 	unsigned ms = CMD_DEFAULT_MS;
 	if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_EXEC)
 		ms = cmd->timeout_seconds ? (cmd->timeout_seconds + 30) * 1000U : 24 * 3600 * 1000U;
+	/* The agent bounds a backup's runtime call at 6 h: a big VE over a
+	 * slow pool takes its time. */
+	else if (cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_BACKUP_CREATE ||
+		 cmd->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_BACKUP_RESTORE)
+		ms = (6 * 3600 + 60) * 1000U;
 	c->deadline_ms = hsp_rpc_now_ms() + ms;
 	Hsp__V1__ControllerMessage m = HSP__V1__CONTROLLER_MESSAGE__INIT;
 	m.msg_case = HSP__V1__CONTROLLER_MESSAGE__MSG_COMMAND;

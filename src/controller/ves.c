@@ -78,9 +78,10 @@ struct step {
 	char ve[CTL_NAME_MAX + 1];
 	char op[64];
 	Hsp__V1__CommandKind kind;
-	bool start_after;     /* create: start next */
-	Hsp__V1__Limits want; /* set limits: what was asked */
-	hsp_rpc_call_t *call; /* unary calls answered with the result */
+	bool start_after;	       /* create: start next */
+	Hsp__V1__Limits want;	       /* set limits: what was asked */
+	char backup[CTL_NAME_MAX + 1]; /* restore: from this backup */
+	hsp_rpc_call_t *call;	       /* unary calls answered with the result */
 };
 
 static struct step *step_new(const Hsp__V1__Ve *ve, const struct ctl_op *op,
@@ -146,7 +147,8 @@ static int send_step(struct ctl_node *n, Hsp__V1__Ve *ve, struct step *s, hsp_er
 	cmd.kind = s->kind;
 	cmd.ve = ve->name;
 	cmd.timeout_seconds = 0;
-	if (s->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE) {
+	if (s->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE ||
+	    s->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_BACKUP_RESTORE) {
 		spec.name = ve->name;
 		spec.template_ = ve->template_;
 		spec.limits = ve->limits;
@@ -157,6 +159,7 @@ static int send_step(struct ctl_node *n, Hsp__V1__Ve *ve, struct step *s, hsp_er
 		spec.gateway = *ve->ip ? ctl->gateway_str : (char *)"";
 		spec.bridge = *ve->ip ? (char *)ctl->o.bridge : (char *)"";
 		cmd.spec = &spec;
+		cmd.backup = s->backup;
 	}
 	return cmd_send(n, &cmd, on_result, NULL, s, err);
 }
@@ -199,6 +202,7 @@ static void finish_ok(struct step *s, Hsp__V1__Ve *ve, struct ctl_op *op,
 {
 	switch (s->kind) {
 	case HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE:
+	case HSP__V1__COMMAND_KIND__COMMAND_KIND_BACKUP_RESTORE:
 		ve_take_status(ve, res->ve);
 		if (s->start_after) {
 			start_next(s, ve, op);
@@ -250,12 +254,25 @@ static void finish_failed(struct step *s, Hsp__V1__Ve *ve, struct ctl_op *op,
 		op_fail(op, (grpc_status_code)res->code, "%s", res->message);
 }
 
+/* A restore holds its backup (no delete meanwhile) until it ends. */
+static void release_backup(const struct step *s)
+{
+	Hsp__V1__Backup *b = *s->backup ? backup_find(s->backup) : NULL;
+	if (b && strcmp(b->operation, s->op) == 0) {
+		pb_set_str(&b->operation, "");
+		backup_save(b, NULL);
+	}
+}
+
 static void on_result(void *ud, const Hsp__V1__CommandResult *res)
 {
 	struct step *s = ud;
 	Hsp__V1__Ve *ve = ve_find(s->ve);
 	struct ctl_op *op = *s->op ? op_find(s->op) : NULL;
-	if (s->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE && res->code != 0)
+	release_backup(s);
+	if ((s->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE ||
+	     s->kind == HSP__V1__COMMAND_KIND__COMMAND_KIND_BACKUP_RESTORE) &&
+	    res->code != 0)
 		create_failed(s, ve, op, res);
 	else if (ve == NULL && op)
 		op_fail(op, GRPC_STATUS_ABORTED, "VE `%s` vanished during the operation", s->ve);
@@ -279,8 +296,9 @@ static void step_unavailable(struct step *s, hsp_error_t *err)
 
 /* Starts an operation of `kind` on ve: marks it, answers the call with the
  * operation, sends the command. */
-static void run_op(hsp_rpc_call_t *call, Hsp__V1__Ve *ve, struct ctl_node *n, const char *kind,
-		   Hsp__V1__CommandKind ck, Hsp__V1__VeState during, bool start_after)
+static void run_op_from(hsp_rpc_call_t *call, Hsp__V1__Ve *ve, struct ctl_node *n, const char *kind,
+			Hsp__V1__CommandKind ck, Hsp__V1__VeState during, bool start_after,
+			Hsp__V1__Backup *from)
 {
 	hsp_error_t err = NULL;
 	struct ctl_op *op = op_begin(kind, ve->name, ve->node, &err);
@@ -293,10 +311,21 @@ static void run_op(hsp_rpc_call_t *call, Hsp__V1__Ve *ve, struct ctl_node *n, co
 	ve_set_state(ve, during, "");
 	struct step *s = step_new(ve, op, ck);
 	s->start_after = start_after;
+	if (from) {
+		snprintf(s->backup, sizeof(s->backup), "%s", from->id);
+		pb_set_str(&from->operation, op->pb->id);
+		backup_save(from, NULL);
+	}
 	if (send_step(n, ve, s, &err) < 0) {
 		step_unavailable(s, &err);
 	}
 	api_reply(call, &op->pb->base);
+}
+
+static void run_op(hsp_rpc_call_t *call, Hsp__V1__Ve *ve, struct ctl_node *n, const char *kind,
+		   Hsp__V1__CommandKind ck, Hsp__V1__VeState during, bool start_after)
+{
+	run_op_from(call, ve, n, kind, ck, during, start_after, NULL);
 }
 
 /* ------------------------------------------------------------ create */
@@ -384,7 +413,7 @@ struct ctl_node *place_ve(const struct ctl_place *w, grpc_status_code *code, cha
 		if (!node_usable(n))
 			continue;
 		any_usable = true;
-		if (!node_has_template(n, w->template_))
+		if (w->template_ && !node_has_template(n, w->template_))
 			continue;
 		any_template = true;
 		uint64_t used_mem;
@@ -454,13 +483,13 @@ static Hsp__V1__Ve *ve_build(const struct ctl_caller *who, const Hsp__V1__Create
 	return ve;
 }
 
-static void ve_create(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
+/* A new VE: made from its template, or restored from a backup (which
+ * needs no template on its node). */
+static void create_common(hsp_rpc_call_t *call, const struct ctl_caller *who_,
+			  const Hsp__V1__CreateVeRequest *r, Hsp__V1__Backup *from,
+			  const char *must_node)
 {
-	(void)ud;
-	const Hsp__V1__CreateVeRequest *r = (const void *)req;
-	struct ctl_caller who;
-	if (!api_begin(call, &who))
-		return;
+	struct ctl_caller who = *who_;
 	grpc_status_code code;
 	const char *bad = check_create(&who, r, &code);
 	if (bad) {
@@ -472,7 +501,9 @@ static void ve_create(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *u
 		return;
 	}
 	char why[200];
-	struct ctl_place w = {.template_ = r->template_, .limits = r->limits, .node = r->node};
+	struct ctl_place w = {.template_ = from ? NULL : r->template_,
+			      .limits = r->limits,
+			      .node = must_node ? must_node : r->node};
 	struct ctl_node *n = place_ve(&w, &code, why, sizeof(why));
 	if (n == NULL) {
 		api_fail(call, code, "cannot place VE `%s`: %s", r->name, why);
@@ -499,10 +530,42 @@ static void ve_create(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *u
 		abort();
 	ctl->ves[ctl->n_ves++] = ve;
 	ves_schedule_ttl(ve);
-	run_op(call, ve, n, "ve.create", HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE,
-	       HSP__V1__VE_STATE__VE_STATE_CREATING, r->start);
+	if (from)
+		run_op_from(call, ve, n, "ve.restore",
+			    HSP__V1__COMMAND_KIND__COMMAND_KIND_BACKUP_RESTORE,
+			    HSP__V1__VE_STATE__VE_STATE_CREATING, r->start, from);
+	else
+		run_op(call, ve, n, "ve.create", HSP__V1__COMMAND_KIND__COMMAND_KIND_CREATE,
+		       HSP__V1__VE_STATE__VE_STATE_CREATING, r->start);
 	if (hsp_store_commit(ctl->store, &err) < 0)
 		hsp_error_release(&err);
+}
+
+static void ve_create(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
+{
+	(void)ud;
+	struct ctl_caller who;
+	if (api_begin(call, &who))
+		create_common(call, &who, (const void *)req, NULL, NULL);
+}
+
+void ve_create_from_backup(hsp_rpc_call_t *call, const struct ctl_caller *who, Hsp__V1__Backup *b,
+			   const char *name, const char *node, bool start)
+{
+	Hsp__V1__CreateVeRequest r = HSP__V1__CREATE_VE_REQUEST__INIT;
+	r.name = (char *)name;
+	r.template_ = b->template_;
+	r.limits = b->limits;
+	r.hostname = b->hostname;
+	r.n_ssh_keys = b->n_ssh_keys;
+	r.ssh_keys = b->ssh_keys;
+	r.node = (char *)node;
+	r.tenant = b->tenant;
+	/* An address of this cluster's, when it has a range to give. */
+	r.network = b->network && ctl->o.subnet;
+	r.start = start;
+	/* Kept in a node's own storage: only that node has it. */
+	create_common(call, who, &r, b, pool_is_shared(b->pool) ? NULL : b->node);
 }
 
 /* ------------------------------------------------------------ lifecycle */

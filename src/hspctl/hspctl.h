@@ -192,6 +192,7 @@ int cmd_ve(struct ctl *g, int argc, char **argv);
 int ve_migrate(struct ctl *g, int argc, char **argv);
 int ve_rescue(struct ctl *g, int argc, char **argv);
 int cmd_node(struct ctl *g, int argc, char **argv);
+int cmd_backup(struct ctl *g, int argc, char **argv);
 int cmd_template(struct ctl *g, int argc, char **argv);
 int cmd_token(struct ctl *g, int argc, char **argv);
 int cmd_events(struct ctl *g, int argc, char **argv);

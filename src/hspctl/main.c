@@ -44,6 +44,12 @@ static const struct {
      "  node drain NODE [--wait]\n"
      "  node undrain NODE\n"
      "  node remove NODE\n"},
+    {"backup", cmd_backup,
+     "  backup create VE [--id ID] [--wait]\n"
+     "  backup list [--ve NAME] [--tenant T]\n"
+     "  backup show ID\n"
+     "  backup restore ID [--name NEW] [--node N] [--start] [--wait]   (as a new VE)\n"
+     "  backup delete ID [--wait]\n"},
     {"template", cmd_template, "  template list\n"},
     {"token", cmd_token,
      "  token create --kind admin|tenant|join [--tenant T] [--ttl DURATION] [--description S]\n"

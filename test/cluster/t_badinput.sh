@@ -28,6 +28,11 @@ test_invalid_fields() {
 		"ve set keep --disk 64M" \
 		"ve exec keep --" \
 		"ve snapshot create keep Bad/Snap" \
+		"backup create keep --id -x" \
+		"backup create keep --id $long" \
+		"backup show Bad" \
+		"backup restore Bad" \
+		"backup list --ve UPPER" \
 		"token create --kind tenant --tenant Bad" \
 		"token create --kind admin --tenant x" \
 		"node show Bad_Node"; do

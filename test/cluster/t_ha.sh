@@ -248,3 +248,25 @@ test_agent_shutdown_drains_its_node() {
 	ctl node undrain node3
 	ctl ve destroy sd --wait
 }
+
+# A backup in the shared pool outlives its VE and the node that made it:
+# with that node dead, another restores it.
+test_backup_in_the_pool_outlives_its_node() {
+	all_ready
+	ctl ve create bkp --template busybox --network --node node1 --wait
+	ctl ve exec bkp -- sh -c 'echo pooled > /root/marker; sync'
+	ctl backup create bkp --id bkp-one --wait
+	assert_eq shared "$(ctl_json '["pool"]' backup show bkp-one)"
+	ctl ve destroy bkp --wait
+	sim node kill node1
+	wait_until 30 sh -c "hspctl -o json node show node1 | grep -q NODE_STATE_FENCED"
+	ctl backup restore bkp-one --start --wait
+	[ "$(ve_node bkp)" != node1 ] || fail "restored on the dead node"
+	assert_eq pooled "$(ctl ve exec bkp -- cat /root/marker)"
+	wait_until 3 in_ctl_ns ping -c1 -W1 "$(ve_ip bkp)"
+	ctl backup delete bkp-one --wait
+	assert_eq 0 "$(ctl_json '["backups"].__len__()' backup list)"
+	ctl ve destroy bkp --wait
+	sim node start node1
+	wait_until 30 sh -c "hspctl -o json node show node1 | grep -q NODE_STATE_READY"
+}
