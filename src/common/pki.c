@@ -411,6 +411,16 @@ int hsp_pki_issue(const char *ca_cert_pem, const char *ca_key_pem, const char *c
 	return export_two(x509_to_pem(cert), key_to_pem(key), cert_pem, key_pem, err);
 }
 
+static char *csr_build(EVP_PKEY *key, const char *cn)
+{
+	cleanup_req X509_REQ *req = X509_REQ_new();
+	if (req == NULL || !X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
+	    !set_cn(X509_REQ_get_subject_name(req), cn) || !X509_REQ_set_pubkey(req, key) ||
+	    !X509_REQ_sign(req, key, EVP_sha256()))
+		return NULL;
+	return req_to_pem(req);
+}
+
 int hsp_pki_csr_create(const char *cn, char **key_pem, char **csr_pem, hsp_error_t *err)
 {
 	int r = check_cn(cn, err);
@@ -419,12 +429,25 @@ int hsp_pki_csr_create(const char *cn, char **key_pem, char **csr_pem, hsp_error
 	cleanup_pkey EVP_PKEY *key = new_key();
 	if (key == NULL)
 		return ssl_error(err, EIO, "generate key");
-	cleanup_req X509_REQ *req = X509_REQ_new();
-	if (req == NULL || !X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
-	    !set_cn(X509_REQ_get_subject_name(req), cn) || !X509_REQ_set_pubkey(req, key) ||
-	    !X509_REQ_sign(req, key, EVP_sha256()))
+	char *csr = csr_build(key, cn);
+	if (csr == NULL)
 		return ssl_error(err, EIO, "build CSR");
-	return export_two(key_to_pem(key), req_to_pem(req), key_pem, csr_pem, err);
+	return export_two(key_to_pem(key), csr, key_pem, csr_pem, err);
+}
+
+int hsp_pki_csr_for_key(const char *cn, const char *key_pem, char **csr_pem, hsp_error_t *err)
+{
+	int r = check_cn(cn, err);
+	if (r < 0)
+		return r;
+	cleanup_pkey EVP_PKEY *key = key_pem ? key_from_pem(key_pem) : NULL;
+	if (key == NULL)
+		return ssl_error(err, EINVAL, "not a PEM private key");
+	char *csr = csr_build(key, cn);
+	if (csr == NULL)
+		return ssl_error(err, EIO, "build CSR");
+	*csr_pem = csr;
+	return 0;
 }
 
 /* Exactly one RDN, CN, byte-equal to `expected` (no embedded NUL tricks). */
@@ -456,6 +479,62 @@ static int check_csr(X509_REQ *req, const char *expected_cn, hsp_error_t *err)
 	return check_subject(X509_REQ_get_subject_name(req), expected_cn, err);
 }
 
+/* The DER of the SubjectPublicKeyInfo, re-encoded from the parsed key, so
+ * the same key hashes the same from a CSR or a certificate. */
+static int pubkey_id(EVP_PKEY *pub, char out[65])
+{
+	cleanup_openssl unsigned char *der = NULL;
+	int n = pub ? i2d_PUBKEY(pub, &der) : -1;
+	unsigned char md[32];
+	if (n <= 0 || !EVP_Digest(der, (size_t)n, md, NULL, EVP_sha256(), NULL))
+		return -EIO;
+	to_hex(md, sizeof(md), out);
+	return 0;
+}
+
+static int load_csr(const char *csr_pem, const char *expected_cn, X509_REQ **out, hsp_error_t *err)
+{
+	X509_REQ *req = csr_pem ? req_from_pem(csr_pem) : NULL;
+	if (req == NULL)
+		return ssl_error(err, EINVAL, "CSR: not a PEM certificate request");
+	int r = check_csr(req, expected_cn, err);
+	if (r < 0) {
+		X509_REQ_free(req);
+		return r;
+	}
+	*out = req;
+	return 0;
+}
+
+int hsp_pki_csr_key_id(const char *csr_pem, const char *expected_cn, char out[65], hsp_error_t *err)
+{
+	cleanup_req X509_REQ *req = NULL;
+	int r = load_csr(csr_pem, expected_cn, &req, err);
+	if (r == 0 && pubkey_id(X509_REQ_get0_pubkey(req), out) < 0)
+		r = ssl_error(err, EIO, "CSR public key digest");
+	return r;
+}
+
+int hsp_pki_cert_key_id(const char *cert_pem, char out[65], hsp_error_t *err)
+{
+	cleanup_x509 X509 *cert = cert_pem ? x509_from_pem(cert_pem) : NULL;
+	if (cert == NULL)
+		return ssl_error(err, EINVAL, "not a PEM certificate");
+	if (pubkey_id(X509_get0_pubkey(cert), out) < 0)
+		return ssl_error(err, EIO, "certificate public key digest");
+	return 0;
+}
+
+int hsp_pki_key_id(const char *key_pem, char out[65], hsp_error_t *err)
+{
+	cleanup_pkey EVP_PKEY *key = key_pem ? key_from_pem(key_pem) : NULL;
+	if (key == NULL)
+		return ssl_error(err, EINVAL, "not a PEM private key");
+	if (pubkey_id(key, out) < 0)
+		return ssl_error(err, EIO, "public key digest");
+	return 0;
+}
+
 int hsp_pki_csr_sign(const char *ca_cert_pem, const char *ca_key_pem, const char *csr_pem,
 		     const char *expected_cn, unsigned days, char **cert_pem, hsp_error_t *err)
 {
@@ -470,10 +549,8 @@ int hsp_pki_csr_sign(const char *ca_cert_pem, const char *ca_key_pem, const char
 		r = load_ca(ca_cert_pem, ca_key_pem, &ca, &ca_key, err);
 	if (r < 0)
 		return r;
-	cleanup_req X509_REQ *req = csr_pem ? req_from_pem(csr_pem) : NULL;
-	if (req == NULL)
-		return ssl_error(err, EINVAL, "CSR: not a PEM certificate request");
-	r = check_csr(req, expected_cn, err);
+	cleanup_req X509_REQ *req = NULL;
+	r = load_csr(csr_pem, expected_cn, &req, err);
 	if (r < 0)
 		return r;
 

@@ -23,6 +23,20 @@ int hsp_pki_issue(const char *ca_cert_pem, const char *ca_key_pem, const char *c
 /* A new key and a CSR with subject CN cn (what an agent sends at join). */
 int hsp_pki_csr_create(const char *cn, char **key_pem, char **csr_pem, hsp_error_t *err);
 
+/* A CSR with subject CN cn for an existing key (PEM): an agent asking
+ * again with the key it already has. */
+int hsp_pki_csr_for_key(const char *cn, const char *key_pem, char **csr_pem, hsp_error_t *err);
+
+/* A public key's identity: lower-case hex SHA-256 of its
+ * SubjectPublicKeyInfo DER (64 chars + NUL), the same whether taken from
+ * a CSR, a certificate or the private key.  The CSR one checks the CSR as
+ * hsp_pki_csr_sign does (self-signature, subject exactly CN=expected_cn)
+ * and fails the same way. */
+int hsp_pki_csr_key_id(const char *csr_pem, const char *expected_cn, char out[65],
+		       hsp_error_t *err);
+int hsp_pki_cert_key_id(const char *cert_pem, char out[65], hsp_error_t *err);
+int hsp_pki_key_id(const char *key_pem, char out[65], hsp_error_t *err);
+
 /* Signs a CSR after checking its self-signature and that its subject is
  * exactly CN=expected_cn (-EINVAL otherwise, -EPERM on a CN mismatch).
  * The certificate gets CN expected_cn, SAN DNS:expected_cn, clientAuth

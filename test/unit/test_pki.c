@@ -281,6 +281,54 @@ START_TEST(csr_sign_rejects)
 }
 END_TEST
 
+/* A retried join: the same key makes a new CSR, and the key's id is the
+ * same from the key, every CSR for it and the certificate signed from one;
+ * another key's differs. */
+START_TEST(key_ids)
+{
+	struct ca ca;
+	ca_new(&ca);
+	hsp_error_t err = NULL;
+	char *key = NULL, *csr = NULL, *csr2 = NULL, *cert = NULL, *key3 = NULL, *csr3 = NULL;
+	ck_assert_int_eq(hsp_pki_csr_create("node-1", &key, &csr, &err), 0);
+	ck_assert_int_eq(hsp_pki_csr_for_key("node-1", key, &csr2, &err), 0);
+	ck_assert_str_ne(csr, csr2);
+	ck_assert_int_eq(hsp_pki_csr_sign(ca.cert, ca.key, csr2, "node-1", 365, &cert, &err), 0);
+	char k[65], c1[65], c2[65], crt[65], other[65];
+	ck_assert_int_eq(hsp_pki_key_id(key, k, &err), 0);
+	ck_assert_int_eq(hsp_pki_csr_key_id(csr, "node-1", c1, &err), 0);
+	ck_assert_int_eq(hsp_pki_csr_key_id(csr2, "node-1", c2, &err), 0);
+	ck_assert_int_eq(hsp_pki_cert_key_id(cert, crt, &err), 0);
+	ck_assert_int_eq(strlen(k), 64);
+	ck_assert_str_eq(k, c1);
+	ck_assert_str_eq(k, c2);
+	ck_assert_str_eq(k, crt);
+	ck_assert_int_eq(hsp_pki_csr_create("node-1", &key3, &csr3, &err), 0);
+	ck_assert_int_eq(hsp_pki_csr_key_id(csr3, "node-1", other, &err), 0);
+	ck_assert_str_ne(k, other);
+
+	/* checked as hsp_pki_csr_sign checks */
+	ck_assert_int_eq(hsp_pki_csr_key_id(csr, "node-2", c1, &err), -EPERM);
+	hsp_error_release(&err);
+	char *broken = break_signature(csr);
+	ck_assert_int_eq(hsp_pki_csr_key_id(broken, "node-1", c1, &err), -EINVAL);
+	hsp_error_release(&err);
+	ck_assert_int_eq(hsp_pki_csr_for_key("node-1", "garbage", &csr3, &err), -EINVAL);
+	hsp_error_release(&err);
+	ck_assert_int_eq(hsp_pki_key_id(cert, k, &err), -EINVAL);
+	hsp_error_release(&err);
+
+	free(broken);
+	free(key);
+	free(csr);
+	free(csr2);
+	free(cert);
+	free(key3);
+	free(csr3);
+	ca_free(&ca);
+}
+END_TEST
+
 START_TEST(tokens)
 {
 	hsp_error_t err = NULL;
@@ -577,6 +625,7 @@ int main(void)
 	tcase_add_test(tc, issue_rejects);
 	tcase_add_test(tc, csr_sign_ok);
 	tcase_add_test(tc, csr_sign_rejects);
+	tcase_add_test(tc, key_ids);
 	tcase_add_test(tc, tokens);
 	tcase_add_test(tc, fetch_pinned);
 	tcase_add_test(tc, fetch_ipv6);
