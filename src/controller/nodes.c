@@ -13,6 +13,7 @@
 #include "utils.h"
 
 #define CERT_DAYS 3650
+#define JOIN_USED "join token was already used"
 #define CMD_DEFAULT_MS (15 * 60 * 1000)
 
 struct ctl_cmd {
@@ -182,16 +183,21 @@ static int join_token_check(const char *tok, Hsp__V1__StoredToken **out, const c
 	if (t == NULL || !hsp_const_eq(hash, t->hash) ||
 	    t->token->kind != HSP__V1__TOKEN_KIND__TOKEN_KIND_JOIN)
 		return -1;
-	if (t->token->used) {
-		*why = "join token was already used";
-		return -1;
-	}
 	if (t->token->expires_at && t->token->expires_at <= now_unix()) {
-		*why = "join token has expired";
+		*why = t->token->used ? JOIN_USED : "join token has expired";
 		return -1;
 	}
 	*out = t;
 	return 0;
+}
+
+/* A spent token is let through again only for the join it was spent on
+ * (same name; join_finish checks the key), and only while that node is a
+ * member: the answer to that join may have been lost, but a removed node
+ * stays removed. */
+static bool join_is_retry(const Hsp__V1__StoredToken *t, const char *name)
+{
+	return *t->node && strcmp(t->node, name) == 0 && node_find(name) != NULL;
 }
 
 /* The node's own cephx key, kept in the store since its join. */
@@ -294,11 +300,15 @@ static bool join_allowed(hsp_rpc_call_t *call, const Hsp__V1__JoinRequest *r,
 		bad = why;
 		code = GRPC_STATUS_UNAUTHENTICATED;
 	}
+	if (bad == NULL && (*t)->token->used && !join_is_retry(*t, r->node_name)) {
+		bad = JOIN_USED;
+		code = GRPC_STATUS_UNAUTHENTICATED;
+	}
 	if (bad) {
 		hsp_rpc_call_finish(call, code, "%s", bad);
 		return false;
 	}
-	if (node_find(r->node_name)) {
+	if (!(*t)->token->used && node_find(r->node_name)) {
 		hsp_rpc_call_finish(call, GRPC_STATUS_ALREADY_EXISTS,
 				    "node `%s` is already a member; remove it first", r->node_name);
 		return false;
@@ -306,24 +316,84 @@ static bool join_allowed(hsp_rpc_call_t *call, const Hsp__V1__JoinRequest *r,
 	return true;
 }
 
+static void join_answer(hsp_rpc_call_t *call, const struct ctl_node *n, const char *cert,
+			const char *keyring)
+{
+	Hsp__V1__JoinResponse resp = HSP__V1__JOIN_RESPONSE__INIT;
+	resp.cert_pem.data = (uint8_t *)cert;
+	resp.cert_pem.len = strlen(cert);
+	resp.ca_pem.data = (uint8_t *)ctl->ca_cert;
+	resp.ca_pem.len = strlen(ctl->ca_cert);
+	char *kr = keyring ? strdup(keyring) : NULL;
+	resp.config = cluster_config(n, &kr);
+	int sr = hsp_rpc_call_send(call, &resp.base);
+	free(kr);
+	if (sr < 0)
+		fprintf(stderr, "hsp-controller: join of %s: answer not sent: %s\n", n->pb->name,
+			strerror(-sr));
+}
+
+/* The token is spent only together with the node record (one
+ * transaction), and records what it was spent on for join_is_retry. */
+static int join_commit(Hsp__V1__StoredToken *t, struct ctl_node *n, const char *key_id,
+		       const char *keyring, hsp_error_t *err)
+{
+	const char *name = n->pb->name;
+	t->token->used = true;
+	pb_set_str(&t->node, name);
+	pb_set_str(&t->key_sha256, key_id);
+	if (hsp_store_begin(ctl->store, err) < 0 || token_save(t, err) < 0 ||
+	    node_save(n, err) < 0 ||
+	    (keyring &&
+	     hsp_store_put(ctl->store, "cephkey", name, keyring, strlen(keyring), err) < 0) ||
+	    hsp_store_commit(ctl->store, err) < 0) {
+		hsp_store_rollback(ctl->store);
+		t->token->used = false;
+		pb_set_str(&t->node, "");
+		pb_set_str(&t->key_sha256, "");
+		return -EIO;
+	}
+	return 0;
+}
+
 static void join_finish(hsp_rpc_call_t *call, const Hsp__V1__JoinRequest *r, const char *keyring)
 {
 	Hsp__V1__StoredToken *t = NULL;
 	if (!join_allowed(call, r, &t))
 		return;
+	bool again = t->token->used;
 	cleanup_free char *csr = strndup((const char *)r->csr_pem.data, r->csr_pem.len);
 	cleanup_free char *cert = NULL;
 	cleanup_free char *vaddr = NULL;
+	char key_id[65];
 	hsp_error_t err = NULL;
-	int rc = csr ? hsp_pki_csr_sign(ctl->ca_cert, ctl->ca_key, csr, r->node_name, CERT_DAYS,
-					&cert, &err)
-		     : -ENOMEM;
+	/* The key is the one the CSR's self-signature proves, never anything
+	 * the agent says about it. */
+	int rc = csr ? hsp_pki_csr_key_id(csr, r->node_name, key_id, &err) : -ENOMEM;
+	if (rc == 0 && again && !hsp_const_eq(key_id, t->key_sha256)) {
+		hsp_rpc_call_finish(call, GRPC_STATUS_UNAUTHENTICATED, "%s", JOIN_USED);
+		return;
+	}
+	if (rc == 0)
+		rc = hsp_pki_csr_sign(ctl->ca_cert, ctl->ca_key, csr, r->node_name, CERT_DAYS,
+				      &cert, &err);
 	if (rc < 0) {
 		hsp_rpc_call_finish(call,
 				    rc == -EPERM ? GRPC_STATUS_PERMISSION_DENIED
 						 : GRPC_STATUS_INVALID_ARGUMENT,
 				    "%s", err ? err->msg : "bad CSR");
 		hsp_error_release(&err);
+		return;
+	}
+	if (again) {
+		/* A second certificate for the same name and key gives its
+		 * holder nothing it lacked; the node record, its address and
+		 * its session (if it has one already) stay as they are. */
+		struct ctl_node *n = node_find(r->node_name);
+		event_emit("token", NULL, n->pb->name, NULL, "reused",
+			   "join token %s answered again for node %s (same key)", t->token->id,
+			   n->pb->name);
+		join_answer(call, n, cert, NULL);
 		return;
 	}
 	if (ctl->o.gateway_external && ctl->o.subnet && ipam_alloc_node(&vaddr, &err) < 0) {
@@ -333,14 +403,7 @@ static void join_finish(hsp_rpc_call_t *call, const Hsp__V1__JoinRequest *r, con
 	}
 	struct ctl_node *n = node_new(r);
 	pb_set_str(&n->pb->ve_address, vaddr ? vaddr : "");
-	t->token->used = true;
-	if (hsp_store_begin(ctl->store, &err) < 0 || token_save(t, &err) < 0 ||
-	    node_save(n, &err) < 0 ||
-	    (keyring && hsp_store_put(ctl->store, "cephkey", r->node_name, keyring, strlen(keyring),
-				      &err) < 0) ||
-	    hsp_store_commit(ctl->store, &err) < 0) {
-		hsp_store_rollback(ctl->store);
-		t->token->used = false;
+	if (join_commit(t, n, key_id, keyring, &err) < 0) {
 		hsp_rpc_call_finish(call, GRPC_STATUS_INTERNAL, "%s", err->msg);
 		hsp_error_release(&err);
 		protobuf_c_message_free_unpacked(&n->pb->base, NULL);
@@ -353,18 +416,7 @@ static void join_finish(hsp_rpc_call_t *call, const Hsp__V1__JoinRequest *r, con
 	ctl->nodes[ctl->n_nodes++] = n;
 	event_emit("node.state", NULL, n->pb->name, NULL, "joining", "joined with token %s",
 		   t->token->id);
-	Hsp__V1__JoinResponse resp = HSP__V1__JOIN_RESPONSE__INIT;
-	resp.cert_pem.data = (uint8_t *)cert;
-	resp.cert_pem.len = strlen(cert);
-	resp.ca_pem.data = (uint8_t *)ctl->ca_cert;
-	resp.ca_pem.len = strlen(ctl->ca_cert);
-	char *kr = keyring ? strdup(keyring) : NULL;
-	resp.config = cluster_config(n, &kr);
-	int sr = hsp_rpc_call_send(call, &resp.base);
-	free(kr);
-	if (sr < 0)
-		fprintf(stderr, "hsp-controller: join of %s: answer not sent: %s\n", r->node_name,
-			strerror(-sr));
+	join_answer(call, n, cert, keyring);
 }
 
 struct join_wait {
@@ -394,7 +446,8 @@ static void node_join(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *u
 	Hsp__V1__StoredToken *t = NULL;
 	if (!join_allowed(call, r, &t))
 		return;
-	if (!ceph_enabled()) {
+	/* A join asked again already has its Ceph key, in the store. */
+	if (!ceph_enabled() || t->token->used) {
 		join_finish(call, r, NULL);
 		return;
 	}
