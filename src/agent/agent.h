@@ -185,7 +185,11 @@ int report_parse_json(const struct run_out *r, json_object **o, hsp_error_t *err
 int state_prepare_dir(const char *dir, hsp_error_t *err);
 bool state_joined(const char *dir);
 int state_load(struct agent *a, hsp_error_t *err);
-int state_save_join(const char *dir, const char *ca, const char *cert, const char *key,
+/* node.key, written (and synced) before Join; loading it fails with
+ * -ENOENT when there is none, -EPERM when others may read it. */
+int state_save_key(const char *dir, const char *key, hsp_error_t *err);
+int state_load_key(const char *dir, char **key, hsp_error_t *err);
+int state_save_join(const char *dir, const char *ca, const char *cert,
 		    const Hsp__V1__ClusterConfig *cfg, hsp_error_t *err);
 int state_save_config(const char *dir, const Hsp__V1__ClusterConfig *cfg, hsp_error_t *err);
 /* DIR/ceph.conf and DIR/ceph.keyring (0600) from the config. */

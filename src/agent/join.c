@@ -3,9 +3,14 @@
  *   1. fetch the controller's CA over TLS without verification, and keep
  *      it only if its fingerprint is the token's (trust on first use,
  *      pinned by the token);
- *   2. make a key and a CSR (CN = node name) here; the key stays here;
+ *   2. make a key and a CSR (CN = node name) here; the key stays here,
+ *      saved before the next step (or, left by a join that did not
+ *      finish, used again);
  *   3. call Join over TLS verified against that CA;
- *   4. save CA, certificate, key and config in the state directory.
+ *   4. save CA, certificate and config in the state directory.
+ * The controller answers a spent token again for the same name and key,
+ * so steps 3-4 may be repeated, by this run or the next, when the answer
+ * was lost.
  * Runs on the main thread before the loop, so it may block. */
 #define _GNU_SOURCE
 #include "agent.h"
@@ -173,8 +178,10 @@ static char *bytes_str(const ProtobufCBinaryData *b)
 	return b->len ? strndup((const char *)b->data, b->len) : NULL;
 }
 
-/* What came back is for us: a certificate for our name. */
-static int check_cert(const char *cert, const char *name, hsp_error_t *err)
+/* What came back is for us: a certificate for our name and our key
+ * (saved with another key it would leave the node joined but unable to
+ * open a session). */
+static int check_cert(const char *cert, const char *name, const char *key, hsp_error_t *err)
 {
 	cleanup_free char *cn = NULL;
 	if (cert == NULL)
@@ -185,6 +192,14 @@ static int check_cert(const char *cert, const char *name, hsp_error_t *err)
 	if (strcmp(cn, name) != 0)
 		return hsp_make_error(err, EPROTO, "join: certificate is for `%s`, not `%s`", cn,
 				      name);
+	char cert_id[65], key_id[65];
+	r = hsp_pki_cert_key_id(cert, cert_id, err);
+	if (r == 0)
+		r = hsp_pki_key_id(key, key_id, err);
+	if (r < 0)
+		return hsp_error_wrap(err, "join: certificate");
+	if (strcmp(cert_id, key_id) != 0)
+		return hsp_make_error(err, EPROTO, "join: certificate is not for this node's key");
 	return 0;
 }
 
@@ -193,12 +208,12 @@ static int save_response(struct agent *a, Hsp__V1__JoinResponse *resp, const cha
 {
 	cleanup_free char *cert = bytes_str(&resp->cert_pem);
 	cleanup_free char *ca = bytes_str(&resp->ca_pem);
-	int r = check_cert(cert, a->c.name, err);
+	int r = check_cert(cert, a->c.name, key, err);
 	if (r < 0)
 		return r;
 	/* The response came over TLS verified by the pinned CA, so its CA
 	 * (the same, or a chain) is as trustworthy. */
-	return state_save_join(a->c.state_dir, ca ? ca : pinned_ca, cert, key, resp->config, err);
+	return state_save_join(a->c.state_dir, ca ? ca : pinned_ca, cert, resp->config, err);
 }
 
 static int join_with(struct agent *a, const char *ca, const char *key, const char *csr,
@@ -227,6 +242,26 @@ static int join_with(struct agent *a, const char *ca, const char *key, const cha
 	return r;
 }
 
+/* The key of a join that did not finish (its answer lost, or this
+ * process stopped before saving it) is used again: the controller answers
+ * its spent token again for that key only.  A new key is saved before it
+ * is sent for. */
+static int node_key(struct agent *a, char **key, char **csr, hsp_error_t *err)
+{
+	const char *dir = a->c.state_dir;
+	int r = state_load_key(dir, key, err);
+	if (r == 0) {
+		agent_log("join: using the key left in %s by a join that did not finish", dir);
+		r = hsp_pki_csr_for_key(a->c.name, *key, csr, err);
+		return r < 0 ? hsp_error_wrap(err, "%s/node.key", dir) : 0;
+	}
+	if (r != -ENOENT)
+		return r;
+	hsp_error_release(err);
+	r = hsp_pki_csr_create(a->c.name, key, csr, err);
+	return r < 0 ? r : state_save_key(dir, *key, err);
+}
+
 int join_cluster(struct agent *a, hsp_error_t *err)
 {
 	char fp[65];
@@ -240,7 +275,7 @@ int join_cluster(struct agent *a, hsp_error_t *err)
 	cleanup_free char *csr = NULL;
 	r = fetch_ca(a, fp, until, &ca, err);
 	if (r == 0)
-		r = hsp_pki_csr_create(a->c.name, &key, &csr, err);
+		r = node_key(a, &key, &csr, err);
 	if (r == 0)
 		r = join_with(a, ca, key, csr, until, err);
 	if (key)

@@ -1,7 +1,9 @@
 /* The agent's state directory (--state-dir, 0700):
  *   ca.crt       the cluster CA (pinned by the join token)
  *   node.crt     this node's certificate; its presence means "joined"
- *   node.key     its key (0600), made here, never sent anywhere
+ *   node.key     its key (0600), made here, never sent anywhere; saved
+ *                before Join is called, so a join whose answer is lost
+ *                is asked again with the same key
  *   config.pb    the last ClusterConfig (serialized; 0600: it may hold a
  *                Ceph keyring)
  *   ceph.conf, ceph.keyring   written from the config for a cephfs pool
@@ -97,13 +99,39 @@ int state_save_config(const char *dir, const Hsp__V1__ClusterConfig *cfg, hsp_er
 	return write_in(dir, "config.pb", buf, n, 0600, err);
 }
 
-/* node.crt last: until it exists the node counts as not joined. */
-int state_save_join(const char *dir, const char *ca, const char *cert, const char *key,
+/* On disk, the rename included, before Join may spend the token: the
+ * key is what lets the next start ask again. */
+int state_save_key(const char *dir, const char *key, hsp_error_t *err)
+{
+	int r = write_in(dir, "node.key", key, strlen(key), 0600, err);
+	if (r < 0)
+		return r;
+	cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		return hsp_make_errno(err, errno, "sync `%s`", dir);
+	return 0;
+}
+
+int state_load_key(const char *dir, char **key, hsp_error_t *err)
+{
+	cleanup_free char *p = path_in(dir, "node.key");
+	struct stat st;
+	if (stat(p, &st) < 0)
+		return hsp_make_errno(err, errno, "`%s`", p);
+	/* Someone else may have read it: a fresh key (and token) is safer. */
+	if (st.st_mode & 077)
+		return hsp_make_error(err, EPERM,
+				      "`%s` is readable by others (mode %04o): not used; remove it",
+				      p, (unsigned)(st.st_mode & 07777));
+	return read_in(dir, "node.key", key, NULL, err);
+}
+
+/* node.crt last: until it exists the node counts as not joined.  The key
+ * is there already (state_save_key). */
+int state_save_join(const char *dir, const char *ca, const char *cert,
 		    const Hsp__V1__ClusterConfig *cfg, hsp_error_t *err)
 {
 	int r = write_in(dir, "ca.crt", ca, strlen(ca), 0644, err);
-	if (r == 0)
-		r = write_in(dir, "node.key", key, strlen(key), 0600, err);
 	if (r == 0 && cfg)
 		r = state_save_config(dir, cfg, err);
 	if (r == 0)
