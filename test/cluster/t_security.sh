@@ -81,6 +81,71 @@ test_join_token_single_use_and_expiry() {
 	rm -rf "$d"
 }
 
+# hsp-agent --join-only as node $1 with state dir $2 and join token $3.
+join_as() {
+	in_ctl_ns timeout 20 "$HSP_BUILD/src/agent/hsp-agent" --controller "${HSP_CONTROLLER}" \
+		--name "$1" --state-dir "$2" --token "$3" --root "$JD/r" --run-dir "$JD/run" \
+		--runtime "$HSP_BUILD/src/runtime/hsp-runtime" --join-only
+}
+
+# As join_as, expected to be refused with a message matching $4.
+join_refused() {
+	local rc=0
+	join_as "$1" "$2" "$3" 2>"$JD/err" || rc=$?
+	cat "$JD/err"
+	[ "$rc" -ne 0 ]
+	grep -q "$4" "$JD/err"
+	[ ! -f "$2/node.crt" ]
+}
+
+pubkey() { openssl x509 -in "$1" -noout -pubkey; }
+
+test_join_asked_again_after_a_lost_answer() {
+	JD=$(mktemp -d)
+	jt=$(ctl_json '["secret"]' token create --kind join --ttl 10m)
+	join_as again "$JD/a" "$jt"
+	assert_eq 600 "$(stat -c %a "$JD/a/node.key")"
+	first=$(pubkey "$JD/a/node.crt")
+	joined=$(ctl_json '["joinedAt"]' node show again)
+	# the answer lost (or the agent gone before saving it): the key is
+	# there, the certificate is not; the same token, name and key join
+	rm "$JD/a/node.crt"
+	join_as again "$JD/a" "$jt"
+	assert_eq "$first" "$(pubkey "$JD/a/node.crt")"
+	openssl x509 -in "$JD/a/node.crt" -noout -subject | grep -q 'CN *= *again'
+	# one node, as it was
+	assert_eq 1 "$(ctl -o json node list | python3 -c \
+		'import json,sys; print(sum(n["name"] == "again" for n in json.load(sys.stdin)["nodes"]))')"
+	assert_eq "$joined" "$(ctl_json '["joinedAt"]' node show again)"
+	assert_eq NODE_STATE_JOINING "$(ctl_json '["state"]' node show again)"
+	# the same key under another name, and the same name with another key,
+	# are anyone else holding the token
+	mkdir -m 700 "$JD/b"
+	cp -p "$JD/a/node.key" "$JD/b/node.key"
+	join_refused again2 "$JD/b" "$jt" "already used"
+	assert_eq 15 "$(ctl_code node show again2)"
+	join_refused again "$JD/c" "$jt" "already used"
+	# a removed node stays removed
+	ctl node remove again
+	rm "$JD/a/node.crt"
+	join_refused again "$JD/a" "$jt" "already used"
+	assert_eq 15 "$(ctl_code node show again)"
+	rm -rf "$JD"
+}
+
+test_join_not_asked_again_once_expired() {
+	JD=$(mktemp -d)
+	t0=$(date +%s)
+	jt=$(ctl_json '["secret"]' token create --kind join --ttl 6s)
+	join_as late "$JD/a" "$jt"
+	rm "$JD/a/node.crt"
+	wait_s=$((t0 + 7 - $(date +%s)))
+	[ "$wait_s" -le 0 ] || sleep "$wait_s"
+	join_refused late "$JD/a" "$jt" "already used"
+	ctl node remove late
+	rm -rf "$JD"
+}
+
 test_certificates_decide_identity() {
 	# node1's agent presents node1's certificate; a session is that node,
 	# whatever name its agent was started with.
