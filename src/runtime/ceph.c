@@ -765,7 +765,11 @@ static int mount_kernel(const struct hsp_ceph_pool *p, const char *mnt, unsigned
 	if (fd < 0 || write(fd, key, strlen(key)) != (ssize_t)strlen(key))
 		return hsp_make_errno(err, errno, "mount `%s`: secret", mnt);
 	cleanup_free char *src = hsp_strdup_printf(":%s", p->fs_path);
-	/* dev and suid are the kernel's defaults: no option needed. */
+	/* dev and suid are the kernel's defaults: no option needed.  ms_mode:
+	 * without it mount.ceph (16.2) takes only the monitors' msgr1
+	 * addresses from the conf, and a msgr2-only cluster has none ("Could
+	 * not discover monitor addresses"); prefer-crc still speaks msgr2's
+	 * secure mode to a cluster requiring it. */
 	cleanup_free char *opts = hsp_strdup_printf(
 	    "name=%s,conf=%s,secretfile=/proc/self/fd/3,mount_timeout=%u,ms_mode=prefer-crc", p->id,
 	    p->conf, timeout_s);

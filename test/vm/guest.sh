@@ -15,6 +15,7 @@
 #   HSP_VM_CMD=...         run this bash command instead of both
 #   HSP_VM_SHELL=1         an interactive shell on the console instead
 #   HSP_VM_TMP=ext4|tmpfs  what /tmp is (default: ext4 on a loop device)
+#   HSP_VM_NET=CIDR        eth0's address (the NIC run.sh adds for HSP_VM_TAP)
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LC_ALL=C TERM=${TERM:-linux}
@@ -67,6 +68,7 @@ HSP_VM_ITESTS="all"
 HSP_VM_CMD=
 HSP_VM_SHELL=0
 HSP_VM_TMP=ext4
+HSP_VM_NET=
 # shellcheck disable=SC1091
 [ ! -f /hsp/run.env ] || . /hsp/run.env
 
@@ -85,6 +87,13 @@ if [ -s /hsp/modules.load ]; then
 		fi
 	done </hsp/modules.load
 	echo "modules loaded: ${loaded[*]} ($(elapsed "$t0") s)"
+fi
+
+# --- network: the tap run.sh was given (HSP_VM_TAP), as eth0 ---------------
+if [ -n "$HSP_VM_NET" ]; then
+	{ ip link set eth0 up && ip addr add "$HSP_VM_NET" dev eth0; } ||
+		fatal "cannot give eth0 the address $HSP_VM_NET"
+	echo "eth0: $HSP_VM_NET"
 fi
 
 # --- /tmp on ext4, as on a Debian host's root fs ---------------------------

@@ -29,6 +29,11 @@
 #   HSP_VM_SHELL=1     an interactive shell on the VM's console instead
 #   HSP_VM_MODULES     kernel modules to load (default: "loop overlay veth
 #                      bridge"; loop is for /tmp, the others for VEs)
+#   HSP_VM_ADD         "SRC[:DEST] ..." host files added to this run only (not
+#                      to the cached initramfs); executables with the
+#                      libraries ldd names
+#   HSP_VM_TAP         a tap device (in qemu's net namespace) for a virtio NIC
+#   HSP_VM_NET         the guest's address on it, CIDR (eth0)
 #   HSP_VM_TMP         ext4 (default: /tmp on ext4 on a loop device in memory,
 #                      like a Debian host's root fs) or tmpfs
 #   HSP_VM_KERNEL_PKG  kernel package (default: the one linux-image-cloud-amd64
@@ -42,7 +47,16 @@ repo=$(cd "$here/../.." && pwd)
 build=${HSP_BUILD:-$repo/build}
 cache=${HSP_VM_CACHE:-/var/cache/hsp-vm}
 vm_timeout=${HSP_VM_TIMEOUT:-1200}
-modules_want=${HSP_VM_MODULES-loop overlay veth bridge}
+modules_load=${HSP_VM_MODULES-loop overlay veth bridge}
+# The cached kernel holds these (and their dependencies) whatever a run
+# loads, so runs loading different sets share one kernel and initramfs.
+# virtio_pci, virtio_net and ceph are for test/vm/ceph-kernel.sh, which says so when the
+# kernel lacks them.
+modules_optional="virtio_pci virtio_net ceph"
+modules_want="loop overlay veth bridge $modules_optional"
+for m in $modules_load; do
+	case " $modules_want " in *" $m "*) ;; *) modules_want+=" $m" ;; esac
+done
 mem=${HSP_VM_MEM:-2048}
 smp=${HSP_VM_SMP:-2}
 shell_mode=${HSP_VM_SHELL:-0}
@@ -153,11 +167,13 @@ collect_modules() {
 		mod_deps[$name]=$deps
 	done <"$mdir/modules.dep"
 	for name in $modules_want; do
-		visit_module "${name//-/_}" || die "kernel module $name not found in $kver"
+		visit_module "${name//-/_}" || optional_missing "$name" ||
+			die "kernel module $name not found in $kver"
 	done
 	mkdir -p "$out/modules"
 	local rel dest
 	: >"$out/modules.load"
+	: >"$out/modules.dep"
 	for name in "${mod_order[@]}"; do
 		rel=${mod_path[$name]}
 		dest=${rel%.xz}
@@ -171,7 +187,34 @@ collect_modules() {
 		*) cp "$mdir/$rel" "$out/modules/$dest" ;;
 		esac
 		echo "$dest" >>"$out/modules.load"
+		echo "$dest:${mod_deps[$name]}" >>"$out/modules.dep"
 	done
+}
+
+optional_missing() {
+	case " $modules_optional " in *" $1 "*) ;; *) return 1 ;; esac
+	log "note: kernel module $1 not found in $kver (not loaded)"
+}
+
+# load_order: the staged modules a run loads ($modules_load and their
+# dependencies), in load order, from the kernel cache's modules.dep.
+load_order() {
+	local line key name
+	declare -gA mod_path=() mod_deps=() mod_done=()
+	mod_order=()
+	while IFS= read -r line; do
+		key=${line%%:*}
+		name=$(basename "$key")
+		name=${name%%.ko*}
+		name=${name//-/_}
+		mod_path[$name]=$key
+		mod_deps[$name]=${line#*:}
+	done <"$kdir/modules.dep"
+	for name in $modules_load; do
+		visit_module "${name//-/_}" || optional_missing "$name" ||
+			die "kernel module $name not found in $kver"
+	done
+	for name in "${mod_order[@]}"; do echo "${mod_path[$name]}"; done
 }
 
 visit_module() {
@@ -199,7 +242,7 @@ prepare_kernel() {
 		if [ -f "$cache/kernel/current/vmlinuz" ] && [ -z "${HSP_VM_KERNEL_PKG:-}" ]; then
 			kdir=$(cd "$cache/kernel/current" && pwd -P)
 			log "apt knows no cloud kernel; using the cached $(basename "$kdir")"
-			[ "$(cat "$kdir/modules.want" 2>/dev/null)" = "$modules_want" ] ||
+			{ [ "$(cat "$kdir/modules.want" 2>/dev/null)" = "$modules_want" ] && [ -f "$kdir/modules.dep" ]; } ||
 				die "the cached kernel has other modules than \"$modules_want\" and apt cannot tell its package"
 			return 0
 		fi
@@ -208,7 +251,8 @@ prepare_kernel() {
 	fi
 	read -r pkg ver <<<"$cand"
 	kdir=$cache/kernel/${pkg}_${ver//:/%3a}
-	if [ -f "$kdir/vmlinuz" ] && [ "$(cat "$kdir/modules.want" 2>/dev/null)" = "$modules_want" ]; then
+	if [ -f "$kdir/vmlinuz" ] && [ -f "$kdir/modules.dep" ] &&
+		[ "$(cat "$kdir/modules.want" 2>/dev/null)" = "$modules_want" ]; then
 		ln -sfn "$(basename "$kdir")" "$cache/kernel/current"
 		return 0
 	fi
@@ -256,7 +300,8 @@ prepare_kernel() {
 t0=$EPOCHREALTIME
 prepare_kernel
 kver=$(cat "$kdir/kver")
-log "kernel: $(cat "$kdir/package") ($kver), modules: $(tr '\n' ' ' <"$kdir/modules.load")"
+load_order >"$tmp/modules.load"
+log "kernel: $(cat "$kdir/package") ($kver), modules: $(tr '\n' ' ' <"$tmp/modules.load")"
 
 # --- 2. template store ----------------------------------------------------------
 
@@ -396,7 +441,6 @@ build_stage() {
 	# The kernel's modules.
 	mkdir -p "$stage/lib/modules/$kver"
 	cp -a "$kdir/modules/." "$stage/lib/modules/$kver/"
-	cp "$kdir/modules.load" "$stage/hsp/modules.load"
 
 	# Boot.
 	install -m 0755 "$here/init" "$stage/init"
@@ -457,8 +501,25 @@ mkdir -p "$tmp/run/hsp"
 	printf 'HSP_VM_CMD=%q\n' "${HSP_VM_CMD:-}"
 	printf 'HSP_VM_SHELL=%q\n' "$shell_mode"
 	printf 'HSP_VM_TMP=%q\n' "${HSP_VM_TMP:-ext4}"
+	printf 'HSP_VM_NET=%q\n' "${HSP_VM_NET:-}"
 } >"$tmp/run/hsp/run.env"
-(cd "$tmp/run" && printf '%s\n' hsp/run.env | cpio -o -H newc -R 0:0 --quiet) >"$tmp/run.cpio"
+cp "$tmp/modules.load" "$tmp/run/hsp/modules.load"
+# Files for this run only: staged like the initramfs's own (same helpers).
+# The kernel replaces an entry of another type (its /lib symlink by a
+# directory): so the same merged-/usr symlinks here.
+stage=$tmp/run
+for d in bin sbin lib lib64; do ln -s "usr/$d" "$stage/$d"; done
+mkdir -p "$stage"/usr/{bin,sbin,lib,lib64}
+elfs=()
+for spec in ${HSP_VM_ADD:-}; do
+	src=${spec%%:*}
+	dest=${spec#*:}
+	[ -f "$src" ] || die "HSP_VM_ADD: no file $src"
+	add_file "$src" "$dest"
+	if [ -x "$src" ] && [ "$(head -c4 "$src")" = $'\x7fELF' ]; then elfs+=("$src"); fi
+done
+[ ${#elfs[@]} -eq 0 ] || add_libs "${elfs[@]}"
+(cd "$tmp/run" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$tmp/run.cpio"
 cat "$initrd" "$tmp/run.cpio" >"$tmp/initrd"
 cp "$kdir/vmlinuz" "$tmp/vmlinuz"
 exec 9>&-
@@ -476,6 +537,11 @@ qemu=(
 	-kernel "$tmp/vmlinuz" -initrd "$tmp/initrd"
 	-append "console=ttyS0 quiet panic=-1 rdinit=/init"
 )
+if [ -n "${HSP_VM_TAP:-}" ]; then
+	# shellcheck disable=SC2054 # the commas are qemu's
+	qemu+=(-netdev "tap,id=n0,ifname=$HSP_VM_TAP,script=no,downscript=no"
+		-device virtio-net-pci,netdev=n0)
+fi
 
 if [ "$shell_mode" = 1 ]; then
 	"${qemu[@]}"
