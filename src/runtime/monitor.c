@@ -40,6 +40,11 @@
 #include <time.h>
 #include <unistd.h>
 
+/* How often a kernel client's mount is looked at, and how long a look may
+ * take before it counts as "slow", not "dead". */
+#define STORAGE_CHECK_MS 2000
+#define STORAGE_CHECK_TIMEOUT_MS 10000
+
 struct boot {
 	hsp_runtime_t *rt;
 	struct hsp_ve_config cfg;
@@ -51,6 +56,8 @@ struct boot {
 	struct hsp_root_layers layers;
 	bool layers_up;
 	int storage_pidfd;	 /* the ceph-fuse serving the VE's pool, or -1 */
+	char *storage_mnt;	 /* a CephFS mount with no process to watch (kernel client) */
+	int64_t storage_checked; /* ms, CLOCK_MONOTONIC: its last check */
 	const char *restore_dir; /* the first boot restores this checkpoint */
 	char host_if[HSP_NET_IFNAME_MAX + 1];
 	unsigned char mac[6]; /* the VE's eth0 */
@@ -71,7 +78,10 @@ static char *stop_marker(hsp_runtime_t *rt, const char *name)
 	return hsp_strdup_printf("%s/%s/stop", rt->run_dir, name);
 }
 
-/* The process serving a CephFS pool's mount, as a pidfd (-1: none). */
+/* The process serving a CephFS pool's mount, as a pidfd (-1: none).  A
+ * kernel client's mount has no process that could die: its death is a
+ * fence (blocklisted, evicted), which only a look at the mount tells, so
+ * its path is kept in storage_mnt for wait_init's periodic checks. */
 static int watch_storage(struct boot *b)
 {
 	const struct hsp_pool *p;
@@ -81,7 +91,33 @@ static int watch_storage(struct boot *b)
 	if (r < 0 || p->type != HSP_POOL_CEPHFS)
 		return -1;
 	pid_t pid = hsp_ceph_mount_pid(p->base);
-	return pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+	int fd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+	if (fd < 0) {
+		free(b->storage_mnt);
+		b->storage_mnt = strdup(p->base);
+	}
+	return fd;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether the unwatched mount is dead: gone, or answering with an error
+ * (a fenced client's listing fails).  A check that times out is not
+ * taken for death: an MDS restarting makes the mount wait, and the VE
+ * must carry on through that. */
+static bool storage_dead(struct boot *b)
+{
+	int64_t now = mono_ms();
+	if (b->storage_mnt == NULL || now - b->storage_checked < STORAGE_CHECK_MS)
+		return false;
+	b->storage_checked = now;
+	int r = hsp_ceph_mount_state(b->storage_mnt, STORAGE_CHECK_TIMEOUT_MS);
+	return r == 0 || (r < 0 && r != -ETIMEDOUT && r != -EINTR && r != -ENOMEM);
 }
 
 /* The disk and template tree, attached for the VE's first boot and kept
@@ -189,7 +225,7 @@ static int reap_children(pid_t init, int *status)
 static int wait_init(struct boot *b)
 {
 	pid_t init = b->st.init_pid;
-	if (b->storage_pidfd < 0) {
+	if (b->storage_pidfd < 0 && b->storage_mnt == NULL) {
 		for (;;) {
 			int status;
 			pid_t p = waitpid(-1, &status, 0);
@@ -213,14 +249,18 @@ static int wait_init(struct boot *b)
 		}
 		struct pollfd fds[2] = {{.fd = sfd, .events = POLLIN},
 					{.fd = b->storage_pidfd, .events = POLLIN}};
-		if (poll(fds, b->storage_pidfd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+		if (poll(fds, b->storage_pidfd >= 0 ? 2 : 1,
+			 b->storage_mnt ? STORAGE_CHECK_MS : -1) < 0 &&
+		    errno != EINTR)
 			usleep(100000);
 		struct signalfd_siginfo si;
 		while (sfd >= 0 && read(sfd, &si, sizeof(si)) > 0)
 			;
-		if (b->storage_pidfd >= 0 && (fds[1].revents & (POLLIN | POLLHUP))) {
-			close(b->storage_pidfd);
-			b->storage_pidfd = -1;
+		bool lost = b->storage_pidfd >= 0 && (fds[1].revents & (POLLIN | POLLHUP));
+		if (lost || storage_dead(b)) {
+			hsp_closep(&b->storage_pidfd);
+			free(b->storage_mnt);
+			b->storage_mnt = NULL;
 			b->st.storage_lost = true;
 			/* Init's death takes its whole pid namespace. */
 			kill(init, SIGKILL);
@@ -251,6 +291,8 @@ static void teardown(struct boot *b)
 		close(b->storage_pidfd);
 		b->storage_pidfd = -1;
 	}
+	free(b->storage_mnt);
+	b->storage_mnt = NULL;
 	if (b->layers_up) {
 		bool had_disk = b->layers.loopfd >= 0;
 		hsp_rootfs_detach(&b->layers);

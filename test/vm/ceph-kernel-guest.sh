@@ -77,9 +77,6 @@ check "fenced: the kernel client is blocklisted and evicted"
 timed create-v2 hsp create v2 --template busybox --pool shared
 hsp start v2
 hsp exec v2 -- sh -c 'echo before > /f && sync'
-# mountinfo's device of the pool: a new client instance gets a new one.
-dev() { awk -v m="$POOL" '$5 == m { d = $3 } END { print d }' /proc/self/mountinfo; }
-dev0=$(dev)
 listing_fails() { ! timeout 5 ls "$POOL" >/dev/null 2>&1; }
 t0=$EPOCHREALTIME
 echo "HKC-FENCE client.$ID"
@@ -88,11 +85,17 @@ echo "HKC-FIGURE fence-to-listing-fails $(bc <<<"scale=2; (${EPOCHREALTIME/./} -
 echo "ls: $(timeout 5 ls "$POOL" 2>&1 | head -n1); stat -f: $(timeout 5 stat -f -c %T "$POOL" 2>&1)"
 dmesg | grep -E 'ceph: mds0 (session blocklisted|rejected session|reconnect denied)' || :
 
+check "the fenced VE is stopped by its monitor, not left writing into nothing"
+v2_stopped() { hsp state v2 | grep -q 'status: *stopped'; }
+wait_until 30 v2_stopped || fail "v2 still runs 30 s after its mount was fenced"
+echo "HKC-FIGURE fence-to-ve-stopped $(bc <<<"scale=2; (${EPOCHREALTIME/./} - ${t0/./}) / 1000000") s (fence request to the VE stopped)"
+assert_match "pool's mount died" "$(hsp state v2)" "why v2 stopped"
+
 check "the VE's next start sees the mount dead and mounts the pool again"
-hsp kill v2
 timed start-v2-after-fence hsp start v2
 assert_eq ceph "$(awk -v m="$POOL" '$2 == m { print $3 }' /proc/mounts)" "type of the new mount"
-[ "$(dev)" != "$dev0" ] || fail "the pool's mount is still the fenced one ($dev0)"
+# The fenced client can never list again: a listing that works is a new one.
+! listing_fails || fail "the pool's mount is still the fenced one"
 assert_eq before "$(hsp exec v2 -- cat /f)" "what v2 synced before the fence"
 hsp kill v2
 umount "$POOL"
