@@ -160,38 +160,96 @@ static void node_undrain(hsp_rpc_call_t *call, const ProtobufCMessage *req, void
 	reply_node(call, n);
 }
 
-static void node_remove(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
+static bool node_holds_ves(hsp_rpc_call_t *call, const struct ctl_node *n)
 {
-	(void)ud;
-	struct ctl_caller who;
-	struct ctl_node *n = admin_node(call, req, &who);
-	if (n == NULL)
-		return;
 	uint64_t mem;
 	uint32_t cpu, count;
 	node_allocated(n, &mem, &cpu, &count);
-	if (count) {
+	if (count)
 		api_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
 			 "node `%s` still holds %u VEs: destroy or move them first", n->pb->name,
 			 count);
-		return;
-	}
+	return count != 0;
+}
+
+static void node_remove_now(hsp_rpc_call_t *call, struct ctl_node *n, const char *by)
+{
 	hsp_error_t err = NULL;
 	int rc = hsp_store_del(ctl->store, "node", n->pb->name, &err);
 	if (rc < 0 && rc != -ENOENT) {
+		n->removing = false;
 		api_fail(call, GRPC_STATUS_INTERNAL, "%s", err->msg);
 		hsp_error_release(&err);
 		return;
 	}
+	node_forget_keys(n->pb->name);
 	node_disconnect(n, "this node was removed from the cluster");
-	event_emit("node.state", NULL, n->pb->name, NULL, "removed", "removed by %s",
-		   who.role == ROLE_LOCAL ? "local root" : who.token_id);
+	event_emit("node.state", NULL, n->pb->name, NULL, "removed", "removed by %s", by);
 	for (size_t i = 0; i < ctl->n_nodes; i++)
 		if (ctl->nodes[i] == n)
 			ctl->nodes[i] = ctl->nodes[--ctl->n_nodes];
 	node_destroy(n);
 	Hsp__V1__Empty e = HSP__V1__EMPTY__INIT;
 	api_reply(call, &e.base);
+}
+
+struct removal {
+	hsp_rpc_call_t *call;
+	char node[CTL_NAME_MAX + 1];
+	char by[64];
+};
+
+static void revoked(void *ud, int err_no, const char *out, const char *msg)
+{
+	(void)out;
+	struct removal *rm = ud;
+	struct ctl_node *n = node_find(rm->node);
+	if (n)
+		n->removing = false;
+	if (n == NULL)
+		api_fail(rm->call, GRPC_STATUS_NOT_FOUND, "node `%s` not found", rm->node);
+	else if (err_no)
+		api_fail(rm->call, GRPC_STATUS_UNAVAILABLE,
+			 "node `%s` not removed: its Ceph user could not be revoked: %s", rm->node,
+			 msg);
+	else
+		node_remove_now(rm->call, n, rm->by);
+	hsp_rpc_call_unref(rm->call);
+	free(rm);
+}
+
+/* With shared storage the node's own Ceph user goes first (its sessions
+ * fenced, the user removed): a machine that leaves must not keep the
+ * pool.  Placement skips the node meanwhile. */
+static void node_remove(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
+{
+	(void)ud;
+	struct ctl_caller who;
+	struct ctl_node *n = admin_node(call, req, &who);
+	if (n == NULL || node_holds_ves(call, n))
+		return;
+	if (n->removing) {
+		api_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "node `%s` is being removed",
+			 n->pb->name);
+		return;
+	}
+	const char *by = who.role == ROLE_LOCAL ? "local root" : who.token_id;
+	if (!ceph_enabled()) {
+		node_remove_now(call, n, by);
+		return;
+	}
+	struct removal *rm = calloc(1, sizeof(*rm));
+	if (rm == NULL)
+		abort();
+	rm->call = hsp_rpc_call_ref(call);
+	snprintf(rm->node, sizeof(rm->node), "%s", n->pb->name);
+	snprintf(rm->by, sizeof(rm->by), "%s", by);
+	n->removing = true;
+	hsp_error_t err = NULL;
+	if (ceph_run("revoke", n->pb->name, revoked, rm, &err) < 0) {
+		revoked(rm, err->status, "", err->msg);
+		hsp_error_release(&err);
+	}
 }
 
 /* ------------------------------------------------------------ templates */

@@ -60,6 +60,7 @@ struct ctl_node {
 	int64_t fence_retry_ms; /* monotonic: when a failed fence is tried again */
 	int64_t down_since_ms;	/* monotonic: its last sign of life before it died */
 	bool authorizing;	/* hsp-ceph authorize runs for its welcome */
+	bool removing;		/* Nodes.Remove revokes its Ceph user */
 };
 
 /* An Operations.Wait call parked until its operation ends or its timer. */
@@ -184,6 +185,8 @@ int cmd_send(struct ctl_node *n, Hsp__V1__Command *cmd, ctl_cmd_done_fn done,
 bool node_usable(const struct ctl_node *n);
 void node_disconnect(struct ctl_node *n, const char *why);
 void node_destroy(struct ctl_node *n);
+/* Drops from the store the keys a removed node joined with. */
+void node_forget_keys(const char *node);
 const char *node_state_str(Hsp__V1__NodeState s);
 /* Records and announces a node's new state (nothing when unchanged). */
 void node_set_state(struct ctl_node *n, Hsp__V1__NodeState s, const char *why);

@@ -58,7 +58,7 @@ void node_set_state(struct ctl_node *n, Hsp__V1__NodeState s, const char *why)
 
 bool node_usable(const struct ctl_node *n)
 {
-	return n->session && n->pb->state == HSP__V1__NODE_STATE__NODE_STATE_READY;
+	return n->session && n->pb->state == HSP__V1__NODE_STATE__NODE_STATE_READY && !n->removing;
 }
 
 void node_allocated(const struct ctl_node *n, uint64_t *mem, uint32_t *cpu_millis, uint32_t *count)
@@ -344,6 +344,7 @@ static int join_commit(Hsp__V1__StoredToken *t, struct ctl_node *n, const char *
 	pb_set_str(&t->key_sha256, key_id);
 	if (hsp_store_begin(ctl->store, err) < 0 || token_save(t, err) < 0 ||
 	    node_save(n, err) < 0 ||
+	    hsp_store_put(ctl->store, "nodekey", name, key_id, strlen(key_id), err) < 0 ||
 	    (keyring &&
 	     hsp_store_put(ctl->store, "cephkey", name, keyring, strlen(keyring), err) < 0) ||
 	    hsp_store_commit(ctl->store, err) < 0) {
@@ -468,6 +469,38 @@ static void node_join(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *u
 
 /* ------------------------------------------------------------ session */
 
+/* A node is the key it joined with, not only its name: after a remove
+ * and a new join under the same name, the old machine's certificate (same
+ * CA, same CN, ten years valid) must not open the new node's session.
+ * Nodes that joined before keys were recorded have none: accepted. */
+static bool session_key_ok(hsp_rpc_call_t *call, const char *node)
+{
+	void *data = NULL;
+	size_t len = 0;
+	hsp_error_t err = NULL;
+	if (hsp_store_get(ctl->store, "nodekey", node, &data, &len, &err) < 0) {
+		bool absent = err->status == ENOENT;
+		hsp_error_release(&err);
+		return absent;
+	}
+	cleanup_free char *want = strndup(data, len);
+	free(data);
+	const char *pem = hsp_rpc_call_peer_cert(call);
+	char have[65];
+	if (want == NULL || pem == NULL || hsp_pki_cert_key_id(pem, have, &err) < 0) {
+		hsp_error_release(&err);
+		return false;
+	}
+	return hsp_const_eq(want, have);
+}
+
+/* Removed from the cluster: what it joined with goes too. */
+void node_forget_keys(const char *node)
+{
+	hsp_store_del(ctl->store, "nodekey", node, NULL);
+	hsp_store_del(ctl->store, "cephkey", node, NULL);
+}
+
 static struct ctl_node *session_node(hsp_rpc_call_t *call)
 {
 	const char *name = hsp_rpc_call_get_data(call);
@@ -490,6 +523,13 @@ static void session_open(hsp_rpc_call_t *call, const ProtobufCMessage *req, void
 	if (n == NULL) {
 		hsp_rpc_call_finish(call, GRPC_STATUS_PERMISSION_DENIED,
 				    "node `%s` is not a member of this cluster (removed?)", cn);
+		return;
+	}
+	if (!session_key_ok(call, cn)) {
+		hsp_rpc_call_finish(call, GRPC_STATUS_UNAUTHENTICATED,
+				    "this certificate's key is not the one node `%s` joined with "
+				    "(a removed machine's old certificate?)",
+				    cn);
 		return;
 	}
 	char *name = strdup(cn);

@@ -27,6 +27,7 @@ struct hsp_rpc_call {
 	char *path;
 	struct hsp_rpc_mdcopy md;
 	char *peer_cn;
+	char *peer_cert; /* PEM, when peer_cn is set */
 	const char *transport;
 	void *data;
 	void (*data_free)(void *data);
@@ -62,6 +63,7 @@ void hsp_rpc_call_unref(hsp_rpc_call_t *c)
 	hsp_rpc_mdcopy_clear(&c->md);
 	grpc_slice_unref(c->details);
 	free(c->peer_cn);
+	free(c->peer_cert);
 	free(c->path);
 	free(c);
 }
@@ -79,6 +81,11 @@ const char *hsp_rpc_call_metadata(const hsp_rpc_call_t *c, const char *key)
 const char *hsp_rpc_call_peer_cn(const hsp_rpc_call_t *c)
 {
 	return c->peer_cn;
+}
+
+const char *hsp_rpc_call_peer_cert(const hsp_rpc_call_t *c)
+{
+	return c->peer_cert;
 }
 
 const char *hsp_rpc_call_transport(const hsp_rpc_call_t *c)
@@ -298,8 +305,11 @@ static void read_auth(hsp_rpc_call_t *c)
 		c->transport = "local";
 	if (strcmp(c->transport, "tls") == 0 && grpc_auth_context_peer_is_authenticated(ac)) {
 		const grpc_auth_property *cn = first_prop(ac, GRPC_X509_CN_PROPERTY_NAME);
+		const grpc_auth_property *pem = first_prop(ac, GRPC_X509_PEM_CERT_PROPERTY_NAME);
 		if (cn)
 			c->peer_cn = strndup(cn->value, cn->value_length);
+		if (cn && pem)
+			c->peer_cert = strndup(pem->value, pem->value_length);
 	}
 	grpc_auth_context_release(ac);
 }

@@ -149,6 +149,8 @@ bool hsp_rpc_call_is_over(const hsp_rpc_call_t *call);
 const char *hsp_rpc_call_metadata(const hsp_rpc_call_t *call, const char *key);
 /* The verified client certificate's CN, or NULL (no certificate). */
 const char *hsp_rpc_call_peer_cn(const hsp_rpc_call_t *call);
+/* That certificate as PEM, or NULL: who holds its key, not only its name. */
+const char *hsp_rpc_call_peer_cert(const hsp_rpc_call_t *call);
 /* "tls", "local" or "insecure": which kind of port the call came in on. */
 const char *hsp_rpc_call_transport(const hsp_rpc_call_t *call);
 const char *hsp_rpc_call_method(const hsp_rpc_call_t *call);

@@ -270,3 +270,54 @@ test_backup_in_the_pool_outlives_its_node() {
 	sim node start node1
 	wait_until 30 sh -c "hspctl -o json node show node1 | grep -q NODE_STATE_READY"
 }
+
+# The Session status a node certificate and key get (a gRPC code; -1:
+# welcomed, which would take the node's session from its agent).
+session_code() {
+	in_ctl_ns node -e '
+const [dir, cert, key] = process.argv.slice(1);
+const fs = require("fs");
+const grpc = require(dir + "/node_modules/@grpc/grpc-js");
+const loader = require(dir + "/node_modules/@grpc/proto-loader");
+const def = loader.loadSync(["hsp/v1/node.proto"], {includeDirs: [dir + "/../../proto"], keepCase: true, defaults: true});
+const hsp = grpc.loadPackageDefinition(def).hsp.v1;
+const creds = grpc.credentials.createSsl(fs.readFileSync(process.env.HSP_CA), fs.readFileSync(key), fs.readFileSync(cert));
+const s = new hsp.NodeAgent(process.env.HSP_CONTROLLER, creds).Session({deadline: Date.now() + 10000});
+s.on("data", () => { console.log(-1); process.exit(0); });
+s.on("error", (e) => { console.log(e.code); process.exit(0); });
+s.write({hello: {agent_version: "old"}});' "$REPO/test/interop" "$1" "$2"
+}
+
+# A machine removed from the cluster keeps nothing: its Ceph user goes and
+# its sessions are evicted, and once its name has joined again (with a new
+# key) its old certificate, same CA and same name, opens no session.
+test_removed_node_keeps_neither_pool_nor_identity() {
+	all_ready
+	local cluster old pool
+	cluster=$(ctl_json '["name"]' cluster info)
+	old=$(mktemp -d)
+	cp "$HSP_SIM_DIR/nodes/node3/agent/node.crt" "$HSP_SIM_DIR/nodes/node3/agent/node.key" "$old/"
+	pool=$HSP_SIM_DIR/nodes/node3/root/pools/shared
+	in_node node3 timeout 10 ls "$pool" >/dev/null
+	ctl node remove node3
+	assert_eq 15 "$(ctl_code node show node3)"
+	! ceph_ctl auth get "client.$cluster-node3" >/dev/null 2>&1 || fail "node3's Ceph user survived"
+	# evicted: its mount writes nothing more, and its keyring mounts nothing
+	! in_node node3 timeout 10 touch "$pool/written-after-removal" 2>/dev/null ||
+		fail "node3's mount still writes"
+	mkdir -p "$HSP_SIM_DIR/removed"
+	! in_node node3 timeout 20 ceph-fuse -c "$HSP_SIM_DIR/nodes/node3/agent/ceph.conf" \
+		--id "$cluster-node3" -k "$HSP_SIM_DIR/nodes/node3/agent/ceph.keyring" -r /hsp \
+		"$HSP_SIM_DIR/removed" >/dev/null 2>&1 || fail "node3's keyring still mounts the pool"
+	assert_eq 7 "$(session_code "$old/node.crt" "$old/node.key")"
+
+	sim node rejoin node3
+	wait_until 30 sh -c "hspctl -o json node show node3 | grep -q NODE_STATE_READY"
+	ceph_ctl auth get "client.$cluster-node3" >/dev/null
+	ctl ve create rj --template busybox --node node3 --wait
+	assert_eq VE_STATE_RUNNING "$(ve_state rj)"
+	ctl ve destroy rj --wait
+	assert_eq 16 "$(session_code "$old/node.crt" "$old/node.key")"
+	assert_eq True "$(ctl_json '["connected"]' node show node3)"
+	rm -rf "$old"
+}

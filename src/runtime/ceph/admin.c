@@ -302,3 +302,28 @@ int hc_fence(const struct opts *o, hsp_error_t *err)
 		r = hsp_make_errno(err, errno, "write");
 	return r;
 }
+
+/* ---------------------------------------------------------------- revoke */
+
+/* A node that leaves the cluster for good: its sessions are fenced, then
+ * its user is removed, so neither a mount it still has nor its keyring
+ * reaches the pool again.  A user already gone is not an error. */
+int hc_revoke(const struct opts *o, hsp_error_t *err)
+{
+	int r = hc_fence(o, err);
+	cleanup_rados rados_t c = NULL;
+	if (r == 0)
+		r = rados_open(o, &c, err);
+	if (r < 0)
+		return r;
+	cleanup_json json_object *cmd = json_object_new_object();
+	cleanup_free char *entity = hsp_strdup_printf("client.%s", o->entity);
+	json_object_object_add(cmd, "prefix", json_object_new_string("auth rm"));
+	json_object_object_add(cmd, "entity", json_object_new_string(entity));
+	cleanup_free char *out = NULL;
+	r = mon_command(c, json_object_to_json_string(cmd), &out, err);
+	if (r < 0)
+		return r;
+	printf("removed %s\n", entity);
+	return fflush(stdout) == 0 ? 0 : hsp_make_errno(err, errno, "write");
+}

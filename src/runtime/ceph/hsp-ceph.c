@@ -42,11 +42,11 @@ static int fail(hsp_error_t *err)
 
 static int usage(void)
 {
-	hsp_errpipe_write(
-	    2, EINVAL,
-	    "hsp-ceph: usage: check|snap-create|snap-remove|snap-list|authorize|fence --conf C "
-	    "--id I --keyring K --fs-path P [--timeout S] [--path REL] [--snap NAME] "
-	    "[--entity ID] [--perms P]");
+	hsp_errpipe_write(2, EINVAL,
+			  "hsp-ceph: usage: "
+			  "check|snap-create|snap-remove|snap-list|authorize|fence|revoke --conf C "
+			  "--id I --keyring K --fs-path P [--timeout S] [--path REL] [--snap NAME] "
+			  "[--entity ID] [--perms P]");
 	return 1;
 }
 
@@ -307,7 +307,8 @@ static int parse(int argc, char **argv, struct opts *o, hsp_error_t *err)
 
 static bool is_admin_verb(const char *verb)
 {
-	return strcmp(verb, "authorize") == 0 || strcmp(verb, "fence") == 0;
+	return strcmp(verb, "authorize") == 0 || strcmp(verb, "fence") == 0 ||
+	       strcmp(verb, "revoke") == 0;
 }
 
 static int validate(const struct opts *o, bool snap, hsp_error_t *err)
@@ -353,7 +354,9 @@ int main(int argc, char **argv)
 	alarm(o.timeout_s);
 	int r;
 	if (admin)
-		r = strcmp(o.verb, "fence") == 0 ? hc_fence(&o, &err) : hc_authorize(&o, &err);
+		r = strcmp(o.verb, "fence") == 0    ? hc_fence(&o, &err)
+		    : strcmp(o.verb, "revoke") == 0 ? hc_revoke(&o, &err)
+						    : hc_authorize(&o, &err);
 	else
 		r = check ? do_check(&o, &err) : do_snap(&o, &err);
 	return r < 0 ? fail(&err) : 0;

@@ -22,5 +22,6 @@ int hc_configure(struct ceph_mount_info *cm, const struct opts *o, hsp_error_t *
 /* admin.c: cluster administration for the controller. */
 int hc_authorize(const struct opts *o, hsp_error_t *err);
 int hc_fence(const struct opts *o, hsp_error_t *err);
+int hc_revoke(const struct opts *o, hsp_error_t *err);
 
 #endif
