@@ -9,6 +9,7 @@
 #  3. scale: 1000 simulated agents speaking the node protocol (join, mTLS
 #     session, 1 Hz heartbeats) against one controller: its CPU and RSS.
 # BENCH_ROUNDS (default 5), BENCH_CALLS (5000), BENCH_AGENTS (1000).
+# Arguments pick sections (api, create, agents); none: all three.
 set -euo pipefail
 # every failure says where
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +27,8 @@ cleanup() {
 }
 trap cleanup EXIT
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+SECTIONS=${*:-api create agents}
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 start_controller() { # DIR -> sets PORT, TOKEN
 	"$B/src/controller/hsp-controller" --state-dir "$1" --listen 127.0.0.1:0 --socket "" \
@@ -37,6 +40,7 @@ start_controller() { # DIR -> sets PORT, TOKEN
 	TOKEN=$(cat "$1/admin.token")
 }
 
+if want api; then
 echo "== 1. API latency (Cluster.Info over TLS with a bearer token, $CALLS sequential calls)"
 start_controller "$D/ctl"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/js.key" \
@@ -63,7 +67,11 @@ done
 c50=$(awk '{print $3}' "$D/c-c" | median)
 j50=$(awk '{print $3}' "$D/js-js" | median)
 echo "ratio p50 (C/C over js/js): $(echo "scale=2; $c50 / $j50" | bc)x; runs: $ROUNDS"
+echo "C -> hsp-controller p50 per run: $(awk '{print $3}' "$D/c-c" | tr '\n' ' ')"
+echo "grpc-js -> grpc-js p50 per run: $(awk '{print $3}' "$D/js-js" | tr '\n' ' ')"
+fi
 
+if want create; then
 echo "== 2. VE create throughput (busybox, one node, create without start, --wait)"
 HSP_BUILD=$B "$REPO/test/sim-cluster" up --nodes 1 --dir "$D/sim" >/dev/null
 # shellcheck disable=SC1091
@@ -87,7 +95,9 @@ done
 printf 'one after another: %.1f VEs/s; 20 at once: %.1f VEs/s (medians of %d)\n' \
 	"$(median <"$D/seq")" "$(median <"$D/par")" "$ROUNDS"
 "$REPO/test/sim-cluster" down --dir "$D/sim" >/dev/null
+fi
 
+want agents || exit 0
 echo "== 3. $AGENTS simulated agents heartbeating at 1 Hz against one controller"
 start_controller "$D/ctl2"
 "$B/bench/hsp-bench-agents" --controller "127.0.0.1:$PORT" --ca "$D/ctl2/ca.crt" \

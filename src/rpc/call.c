@@ -1,11 +1,15 @@
 /* Server calls.
  *
  * Ownership: the handler's reference, one per daemon hsp_rpc_call_ref, and
- * one per grpc batch in flight.  RECV_CLOSE_ON_SERVER is started on
- * arrival and is the only reliable end signal (cancel, deadline, vanished
- * peer), so its reference keeps the call alive until on_done has run.
- * Sends go through a queue with one SEND_MESSAGE in flight; the status
- * follows the last queued message, in the same batch when it can. */
+ * one per grpc batch in flight.  RECV_CLOSE_ON_SERVER is the only
+ * reliable end signal (cancel, deadline, vanished peer), so its reference
+ * keeps the call alive until on_done has run.  It is started on arrival,
+ * except for a unary call: there it waits until the handler returns
+ * (nothing can happen to the call meanwhile, the loop is in the handler)
+ * and goes into the reply's batch when the handler has answered, which
+ * saves a batch and a completion per call.  Sends go through a queue with
+ * one SEND_MESSAGE in flight; the status follows the last queued message,
+ * in the same batch when it can. */
 #define _GNU_SOURCE
 #include "internal.h"
 
@@ -39,10 +43,11 @@ struct hsp_rpc_call {
 	grpc_status_code code;
 	grpc_slice details;
 	bool send_busy, md_sent, finishing, status_sent, over, reached;
+	bool close_started, holding; /* holding: sends wait for the handler */
 
 	grpc_byte_buffer *recv_bb;
 	int cancelled;
-	struct hsp_rpc_tag close_tag, send_tag, recv_tag;
+	struct hsp_rpc_tag close_tag, send_tag, recv_tag, reply_tag;
 };
 
 hsp_rpc_call_t *hsp_rpc_call_ref(hsp_rpc_call_t *c)
@@ -112,6 +117,7 @@ void *hsp_rpc_call_get_data(const hsp_rpc_call_t *c)
 /* ------------------------------------------------------------ sending */
 
 static void send_done(struct hsp_rpc_tag *tag, bool ok);
+static void follow(hsp_rpc_call_t *c);
 
 static int start_batch(hsp_rpc_call_t *c, const grpc_op *ops, size_t n, struct hsp_rpc_tag *tag)
 {
@@ -124,9 +130,9 @@ static int start_batch(hsp_rpc_call_t *c, const grpc_op *ops, size_t n, struct h
 /* Starts the next send batch when the slot is free. */
 static int pump(hsp_rpc_call_t *c)
 {
-	if (c->over || c->send_busy || c->status_sent)
+	if (c->over || c->send_busy || c->status_sent || c->holding)
 		return 0;
-	grpc_op ops[3] = {0};
+	grpc_op ops[4] = {0};
 	size_t n = 0;
 	if (!c->md_sent)
 		ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -141,14 +147,22 @@ static int pump(hsp_rpc_call_t *c)
 		ops[n].data.send_status_from_server.status = c->code;
 		ops[n++].data.send_status_from_server.status_details = &c->details;
 	}
+	bool with_close = with_status && !c->close_started;
+	if (with_close) {
+		ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+		ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+	}
 	if (bb == NULL && !with_status)
 		return 0;
-	if (start_batch(c, ops, n, &c->send_tag) < 0) {
+	if (start_batch(c, ops, n, with_close ? &c->reply_tag : &c->send_tag) < 0) {
 		if (bb)
 			grpc_byte_buffer_destroy(bb);
 		grpc_call_cancel_with_status(c->call, GRPC_STATUS_INTERNAL, "cannot send", NULL);
+		if (with_close)
+			follow(c);
 		return -EIO;
 	}
+	c->close_started = c->close_started || with_close;
 	c->md_sent = true;
 	c->sending = bb;
 	c->send_busy = true;
@@ -235,6 +249,15 @@ static void close_done(struct hsp_rpc_tag *tag, bool ok)
 	hsp_rpc_call_unref(c);
 }
 
+/* The reply's batch carried the close too: both halves end here. */
+static void reply_done(struct hsp_rpc_tag *tag, bool ok)
+{
+	hsp_rpc_call_t *c = container_of(tag, hsp_rpc_call_t, reply_tag);
+	hsp_rpc_call_ref(c); /* the batch held one reference; each half drops one */
+	send_done(&c->send_tag, ok);
+	close_done(&c->close_tag, ok);
+}
+
 static int recv_start(hsp_rpc_call_t *c);
 
 static void recv_done(struct hsp_rpc_tag *tag, bool ok)
@@ -271,11 +294,20 @@ static int recv_start(hsp_rpc_call_t *c)
 	return r;
 }
 
-static int close_start(hsp_rpc_call_t *c)
+/* Starts the close batch unless it runs already.  Never fails with a
+ * fresh call; a call that cannot be followed is cancelled and ends at once. */
+static void follow(hsp_rpc_call_t *c)
 {
+	if (c->close_started)
+		return;
+	c->close_started = true;
 	grpc_op op = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
 	op.data.recv_close_on_server.cancelled = &c->cancelled;
-	return start_batch(c, &op, 1, &c->close_tag);
+	if (start_batch(c, &op, 1, &c->close_tag) == 0)
+		return;
+	grpc_call_cancel(c->call, NULL);
+	hsp_rpc_call_ref(c); /* close_done drops the batch's reference */
+	close_done(&c->close_tag, false);
 }
 
 /* ------------------------------------------------------------ arrival */
@@ -329,6 +361,7 @@ static hsp_rpc_call_t *call_new(hsp_rpc_server_t *srv, struct hsp_rpc_arrival *a
 	c->close_tag.done = close_done;
 	c->send_tag.done = send_done;
 	c->recv_tag.done = recv_done;
+	c->reply_tag.done = reply_done;
 	hsp_rpc_sendq_init(&c->sendq);
 	if (a->path)
 		c->path = strdup(a->path);
@@ -392,21 +425,23 @@ void hsp_rpc_call_arrived(hsp_rpc_server_t *srv, struct hsp_rpc_arrival *a)
 		grpc_call_unref(a->call);
 		return;
 	}
-	if (close_start(c) < 0) {
-		/* Never happens with a fresh call; without the close batch the
-		 * call could not be followed, so it is refused. */
-		grpc_call_cancel(c->call, NULL);
-		c->over = true;
-		hsp_rpc_call_unref(c);
-		return;
-	}
 	c->srv = srv;
 	hsp_rpc_server_call_begins(srv);
-	if (a->reject)
+	bool unary = !a->reject && c->m && c->m->kind == HSP_RPC_UNARY;
+	if (!unary)
+		follow(c);
+	if (c->over)
+		; /* could not be followed */
+	else if (a->reject)
 		hsp_rpc_call_finish(c, GRPC_STATUS_UNAVAILABLE, "the server is shutting down");
 	else if (c->m == NULL)
 		hsp_rpc_call_finish(c, GRPC_STATUS_UNIMPLEMENTED, "unknown method %s", c->path);
-	else
+	else {
+		c->holding = unary;
 		dispatch(c, a->payload);
+		c->holding = false;
+		pump(c); /* an answer made in the handler, with the close */
+		follow(c);
+	}
 	hsp_rpc_call_unref(c);
 }

@@ -2,19 +2,57 @@
  *
  * A unary call runs on a pluck queue of its own: any thread may call at
  * any time, and no queue ever has more than one plucker (grpc busy-spins
- * beyond six). */
+ * beyond six).  Queues are kept on the channel between calls: making and
+ * destroying one per call was 4.8k of the client's 86k instructions per
+ * call.  A queue goes back only once its call's single batch has been
+ * plucked and the call released, so it holds no event when reused. */
 #define _GNU_SOURCE
 #include "internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DEFAULT_UNARY_DEADLINE_MS 30000
 
+/* More idle queues than threads calling at once are never needed. */
+#define MAX_IDLE_CQS 8
+
 struct hsp_rpc_channel {
 	grpc_channel *ch;
+	pthread_mutex_t lock; /* guards the idle queues */
+	grpc_completion_queue *idle[MAX_IDLE_CQS];
+	size_t n_idle;
 };
+
+static void cq_destroy(grpc_completion_queue *cq)
+{
+	grpc_completion_queue_shutdown(cq);
+	grpc_completion_queue_destroy(cq);
+}
+
+static grpc_completion_queue *cq_take(hsp_rpc_channel_t *ch)
+{
+	grpc_completion_queue *cq = NULL;
+	pthread_mutex_lock(&ch->lock);
+	if (ch->n_idle > 0)
+		cq = ch->idle[--ch->n_idle];
+	pthread_mutex_unlock(&ch->lock);
+	return cq ? cq : grpc_completion_queue_create_for_pluck(NULL);
+}
+
+static void cq_give(hsp_rpc_channel_t *ch, grpc_completion_queue *cq)
+{
+	pthread_mutex_lock(&ch->lock);
+	if (ch->n_idle < MAX_IDLE_CQS) {
+		ch->idle[ch->n_idle++] = cq;
+		cq = NULL;
+	}
+	pthread_mutex_unlock(&ch->lock);
+	if (cq)
+		cq_destroy(cq);
+}
 
 grpc_channel *hsp_rpc_channel_grpc(hsp_rpc_channel_t *ch)
 {
@@ -37,6 +75,7 @@ int hsp_rpc_channel_new(const char *target, const struct hsp_rpc_creds *creds,
 	}
 	struct hsp_rpc_args args;
 	hsp_rpc_channel_args(&args, opts, creds);
+	pthread_mutex_init(&ch->lock, NULL);
 	ch->ch = grpc_channel_create(target, cc, &args.a);
 	grpc_channel_credentials_release(cc);
 	*out = ch;
@@ -48,6 +87,9 @@ void hsp_rpc_channel_free(hsp_rpc_channel_t *ch)
 	if (ch == NULL)
 		return;
 	grpc_channel_destroy(ch->ch);
+	for (size_t i = 0; i < ch->n_idle; i++)
+		cq_destroy(ch->idle[i]);
+	pthread_mutex_destroy(&ch->lock);
 	free(ch);
 	grpc_shutdown();
 }
@@ -137,7 +179,7 @@ int hsp_rpc_unary(hsp_rpc_channel_t *ch, const char *path, const ProtobufCMessag
 		return hsp_make_errno(err, ENOMEM, "rpc: %s", path);
 	}
 
-	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+	grpc_completion_queue *cq = cq_take(ch);
 	gpr_timespec deadline =
 	    hsp_rpc_deadline(deadline_ms ? deadline_ms : DEFAULT_UNARY_DEADLINE_MS);
 	grpc_call *call =
@@ -153,8 +195,7 @@ int hsp_rpc_unary(hsp_rpc_channel_t *ch, const char *path, const ProtobufCMessag
 	unary_result(&u, resp_desc, resp, st);
 out:
 	grpc_call_unref(call);
-	grpc_completion_queue_shutdown(cq);
-	grpc_completion_queue_destroy(cq);
+	cq_give(ch, cq);
 	unary_clear(&u);
 	return r;
 }

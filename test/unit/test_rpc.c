@@ -282,6 +282,64 @@ START_TEST(unary_roundtrip)
 }
 END_TEST
 
+/* Many threads share one channel: each call needs a pluck queue of its
+ * own, taken from and given back to the channel's idle queues (more
+ * threads than the channel keeps idle, so some are destroyed). */
+struct unary_thread {
+	hsp_rpc_channel_t *ch;
+	int id;
+	atomic_int *bad;
+};
+
+static void *unary_thread_run(void *arg)
+{
+	struct unary_thread *t = arg;
+	for (int i = 0; i < 30; i++) {
+		hsp_error_t err = NULL;
+		ProtobufCMessage *resp = NULL;
+		struct hsp_rpc_status st;
+		char want[32];
+		snprintf(want, sizeof(want), "t%d-%d", t->id, i);
+		Hsp__V1__VeRef req = HSP__V1__VE_REF__INIT;
+		req.name = want;
+		int r = hsp_rpc_unary(t->ch, P_ECHO, &req.base, &hsp__v1__ve_ref__descriptor, NULL,
+				      0, 0, &resp, &st, &err);
+		if (r < 0 || st.code != GRPC_STATUS_OK || resp == NULL ||
+		    strcmp(((Hsp__V1__VeRef *)resp)->name, want) != 0)
+			atomic_fetch_add(t->bad, 1);
+		if (resp)
+			protobuf_c_message_free_unpacked(resp, NULL);
+		hsp_rpc_status_clear(&st);
+		hsp_error_release(&err);
+	}
+	return NULL;
+}
+
+START_TEST(unary_from_threads)
+{
+	struct fx f;
+	fx_start(&f, NULL, NULL, NULL);
+	hsp_rpc_channel_t *ch = channel(f.target, NULL, NULL);
+	/* A queue whose call ran out of time is reused like any other. */
+	struct hsp_rpc_status st;
+	ck_assert_ptr_null(call_name(ch, P_ECHO, "never", 50, &st));
+	ck_assert_int_eq(st.code, GRPC_STATUS_DEADLINE_EXCEEDED);
+	hsp_rpc_status_clear(&st);
+	atomic_int bad = 0;
+	pthread_t th[12];
+	struct unary_thread args[12];
+	for (int i = 0; i < 12; i++) {
+		args[i] = (struct unary_thread){ch, i, &bad};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, unary_thread_run, &args[i]), 0);
+	}
+	for (int i = 0; i < 12; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_int_eq(atomic_load(&bad), 0);
+	hsp_rpc_channel_free(ch);
+	fx_stop(&f);
+}
+END_TEST
+
 START_TEST(unknown_method)
 {
 	struct fx f;
@@ -1034,6 +1092,7 @@ int main(int argc, char **argv)
 	    {"loop", post_from_threads},
 	    {"unary", server_errors},
 	    {"unary", unary_roundtrip},
+	    {"unary", unary_from_threads},
 	    {"unary", unknown_method},
 	    {"unary", undecodable_request},
 	    {"unary", answer_later},
