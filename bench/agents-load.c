@@ -144,7 +144,7 @@ static int open_session(struct sim *a)
 	Hsp__V1__AgentMessage m = HSP__V1__AGENT_MESSAGE__INIT;
 	m.msg_case = HSP__V1__AGENT_MESSAGE__MSG_HELLO;
 	m.hello = &h;
-	struct hsp_rpc_stream_cbs cbs = {on_msg, on_close};
+	struct hsp_rpc_stream_cbs cbs = {.on_message = on_msg, .on_close = on_close};
 	if (hsp_rpc_stream_open(loop, a->ch, "/hsp.v1.NodeAgent/Session", HSP_RPC_BIDI_STREAM,
 				&m.base, &hsp__v1__controller_message__descriptor, NULL, 0, 0, &cbs,
 				a, &a->s, &err) < 0) {

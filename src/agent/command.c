@@ -102,6 +102,8 @@ static void on_posted(void *arg)
 {
 	struct posted *p = arg;
 	struct agent *a = p->a;
+	if (p->m->msg_case == HSP__V1__AGENT_MESSAGE__MSG_EXEC && p->m->exec->output)
+		exec_flow_taken(p->m->exec->output->data.len);
 	if (p->done) {
 		jobs_remove(a->jobs, p->id);
 		const Hsp__V1__CommandResult *r = p->m->result;

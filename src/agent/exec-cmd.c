@@ -19,8 +19,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #define EXIT_KILLED 137 /* 128 + SIGKILL */
+/* Output that may wait inside the agent before a command is made to wait
+ * (its pipes fill, its writes block): a command printing faster than the
+ * session carries it must not fill the agent's memory. */
+#define EXEC_BACKLOG_MAX (8u << 20)
+/* A session that takes nothing for this long (the controller gone): the
+ * output goes on into the session's queue, which drops what exceeds its
+ * cap, rather than the command hanging forever. */
+#define EXEC_STALL_MAX_MS 60000
 /* Seconds; more would overflow the milliseconds. */
 #define EXEC_TIMEOUT_MAX (7 * 24 * 3600u)
 
@@ -29,6 +38,7 @@ struct exec_ctx {
 	uint64_t id;
 	pid_t pid; /* 0 until it runs */
 	bool cancelled;
+	int64_t deadline_ms; /* its timeout, monotonic; 0 = none */
 	struct exec_ctx *next;
 };
 
@@ -83,6 +93,65 @@ bool exec_cancel(uint64_t id)
 	return found;
 }
 
+/* Output posted by the workers and not yet taken by the loop, and what
+ * the session holds unsent: together, the backlog a worker waits on. */
+static pthread_mutex_t flow_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t flow_cond = PTHREAD_COND_INITIALIZER;
+static size_t flow_posted, flow_queued;
+
+void exec_flow_taken(size_t n)
+{
+	pthread_mutex_lock(&flow_lock);
+	flow_posted -= n < flow_posted ? n : flow_posted;
+	pthread_cond_broadcast(&flow_cond);
+	pthread_mutex_unlock(&flow_lock);
+}
+
+void exec_flow_queued(size_t bytes)
+{
+	pthread_mutex_lock(&flow_lock);
+	flow_queued = bytes;
+	pthread_cond_broadcast(&flow_cond);
+	pthread_mutex_unlock(&flow_lock);
+}
+
+static bool flow_cancelled(struct exec_ctx *x)
+{
+	pthread_mutex_lock(&running_lock);
+	bool c = x->cancelled;
+	pthread_mutex_unlock(&running_lock);
+	return c;
+}
+
+/* Worker: waits while the backlog is over the limit, then counts len in.
+ * The wait ends early for a cancel, the command's deadline (the runner
+ * must get to kill it) or a session that has taken nothing for a while. */
+static void flow_reserve(struct exec_ctx *x, size_t len)
+{
+	int64_t stall_until = hsp_rpc_now_ms() + EXEC_STALL_MAX_MS;
+	pthread_mutex_lock(&flow_lock);
+	while (flow_posted + flow_queued > EXEC_BACKLOG_MAX) {
+		int64_t now = hsp_rpc_now_ms();
+		if (now >= stall_until || (x->deadline_ms && now >= x->deadline_ms))
+			break;
+		pthread_mutex_unlock(&flow_lock);
+		bool stop = flow_cancelled(x);
+		pthread_mutex_lock(&flow_lock);
+		if (stop)
+			break;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&flow_cond, &flow_lock, &ts);
+	}
+	flow_posted += len;
+	pthread_mutex_unlock(&flow_lock);
+}
+
 static Hsp__V1__AgentMessage *chunk_msg(uint64_t id, int stream, const void *data, size_t len)
 {
 	Hsp__V1__AgentMessage *m = calloc(1, sizeof(*m));
@@ -112,6 +181,7 @@ static Hsp__V1__AgentMessage *chunk_msg(uint64_t id, int stream, const void *dat
 static void on_output(void *ud, int stream, const char *data, size_t len)
 {
 	struct exec_ctx *x = ud;
+	flow_reserve(x, len);
 	agent_post_message(x->a, chunk_msg(x->id, stream, data, len));
 }
 
@@ -178,6 +248,8 @@ Hsp__V1__AgentMessage *exec_command(struct agent *a, const Hsp__V1__Command *cmd
 	    .ud = &x,
 	    .on_start = on_start,
 	};
+	if (spec.timeout_ms)
+		x.deadline_ms = hsp_rpc_now_ms() + spec.timeout_ms;
 	struct run_out r;
 	hsp_error_t err = NULL;
 	Hsp__V1__AgentMessage *m;

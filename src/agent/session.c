@@ -126,6 +126,23 @@ static void q_expire(struct session *s)
 	}
 }
 
+static void q_flush(struct session *s);
+
+/* What waits to leave the agent, for exec's flow control: the queue
+ * here and the stream's own. */
+static void report_backlog(struct session *s)
+{
+	exec_flow_queued(s->q_bytes + (s->stream ? hsp_rpc_stream_queued(s->stream) : 0));
+}
+
+static void on_sent(hsp_rpc_stream_t *st, void *ud)
+{
+	(void)st;
+	struct session *s = ud;
+	q_flush(s);
+	report_backlog(s);
+}
+
 static void q_flush(struct session *s)
 {
 	q_expire(s);
@@ -160,6 +177,7 @@ void session_send(struct agent *a, Hsp__V1__AgentMessage *m)
 	struct session *s = a->s;
 	q_push(s, m);
 	q_flush(s);
+	report_backlog(s);
 }
 
 /* ------------------------------------------------------------ lease */
@@ -413,8 +431,8 @@ static void on_close(hsp_rpc_stream_t *st, const struct hsp_rpc_status *status, 
 
 static void open_stream(struct session *s, Hsp__V1__Hello *hello)
 {
-	static const struct hsp_rpc_stream_cbs cbs = {.on_message = on_message,
-						      .on_close = on_close};
+	static const struct hsp_rpc_stream_cbs cbs = {
+	    .on_message = on_message, .on_close = on_close, .on_sent = on_sent};
 	Hsp__V1__AgentMessage first = HSP__V1__AGENT_MESSAGE__INIT;
 	first.msg_case = HSP__V1__AGENT_MESSAGE__MSG_HELLO;
 	first.hello = hello;

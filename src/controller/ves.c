@@ -14,6 +14,7 @@
 #define MAX_TTL_S (366U * 24 * 3600)
 #define MAX_SSH_KEYS 32
 #define MAX_EXEC_ARGS 4096
+#define EXEC_BACKLOG_MAX (64u << 20) /* output queued to one exec caller */
 
 /* ------------------------------------------------------------ helpers */
 
@@ -943,11 +944,22 @@ static void exec_call_done(hsp_rpc_call_t *call, bool cancelled, void *ud)
 	}
 }
 
+/* A caller that reads slower than its command writes would pile the output
+ * up here without end: past the limit the call ends, and its end cancels
+ * the command on its node (exec_call_done). */
 static void exec_out(void *ud, const Hsp__V1__ExecOutput *out)
 {
 	struct exec_fwd *x = ud;
 	if (out->exited)
 		x->exited = true;
+	if (hsp_rpc_call_is_over(x->call))
+		return;
+	if (hsp_rpc_call_queued(x->call) > EXEC_BACKLOG_MAX) {
+		hsp_rpc_call_abort(x->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+				   "exec: the caller reads the output too slowly (64 MiB waiting); "
+				   "the command was stopped");
+		return;
+	}
 	hsp_rpc_call_send(x->call, &out->base);
 }
 

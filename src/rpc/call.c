@@ -93,6 +93,11 @@ const char *hsp_rpc_call_peer_cert(const hsp_rpc_call_t *c)
 	return c->peer_cert;
 }
 
+size_t hsp_rpc_call_queued(const hsp_rpc_call_t *c)
+{
+	return c->sendq.bytes;
+}
+
 const char *hsp_rpc_call_transport(const hsp_rpc_call_t *c)
 {
 	return c->transport;
@@ -230,6 +235,14 @@ int hsp_rpc_call_finish(hsp_rpc_call_t *c, grpc_status_code code, const char *fm
 	int r = finish_v(c, code, fmt, ap);
 	va_end(ap);
 	return r;
+}
+
+void hsp_rpc_call_abort(hsp_rpc_call_t *c, grpc_status_code code, const char *msg)
+{
+	if (c->over || c->call == NULL)
+		return;
+	hsp_rpc_sendq_clear(&c->sendq);
+	grpc_call_cancel_with_status(c->call, code, msg, NULL);
 }
 
 /* ------------------------------------------------------------ receiving */

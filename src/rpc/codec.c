@@ -65,6 +65,7 @@ void hsp_rpc_sendq_init(struct hsp_rpc_sendq *q)
 {
 	q->head = NULL;
 	q->tail = &q->head;
+	q->bytes = 0;
 }
 
 int hsp_rpc_sendq_push(struct hsp_rpc_sendq *q, grpc_byte_buffer *bb)
@@ -76,6 +77,7 @@ int hsp_rpc_sendq_push(struct hsp_rpc_sendq *q, grpc_byte_buffer *bb)
 	it->bb = bb;
 	*q->tail = it;
 	q->tail = &it->next;
+	q->bytes += grpc_byte_buffer_length(bb);
 	return 0;
 }
 
@@ -89,6 +91,7 @@ grpc_byte_buffer *hsp_rpc_sendq_pop(struct hsp_rpc_sendq *q)
 		q->tail = &q->head;
 	grpc_byte_buffer *bb = it->bb;
 	free(it);
+	q->bytes -= grpc_byte_buffer_length(bb);
 	return bb;
 }
 

@@ -59,6 +59,7 @@ gpr_timespec hsp_rpc_deadline(int64_t ms_from_now);
 struct hsp_rpc_sendq_item;
 struct hsp_rpc_sendq {
 	struct hsp_rpc_sendq_item *head, **tail;
+	size_t bytes; /* of the messages waiting */
 };
 void hsp_rpc_sendq_init(struct hsp_rpc_sendq *q);
 int hsp_rpc_sendq_push(struct hsp_rpc_sendq *q, grpc_byte_buffer *bb);

@@ -144,6 +144,12 @@ int hsp_rpc_call_finish(hsp_rpc_call_t *call, grpc_status_code code, const char 
     __attribute__((format(printf, 3, 4)));
 /* The call ended (finished or cancelled). */
 bool hsp_rpc_call_is_over(const hsp_rpc_call_t *call);
+/* Bytes of messages queued to a stream's client and not yet handed to
+ * grpc: a client that reads slower than the server sends makes it grow. */
+size_t hsp_rpc_call_queued(const hsp_rpc_call_t *call);
+/* Ends the call now with code and msg, dropping what is queued (unlike
+ * finish, which sends it first); on_done sees it cancelled. */
+void hsp_rpc_call_abort(hsp_rpc_call_t *call, grpc_status_code code, const char *msg);
 /* The value of a request metadata key (lower-case), or NULL. Copied at
  * arrival; valid while the call lives. */
 const char *hsp_rpc_call_metadata(const hsp_rpc_call_t *call, const char *key);
@@ -207,6 +213,8 @@ int hsp_rpc_unary(hsp_rpc_channel_t *ch, const char *path, const ProtobufCMessag
 struct hsp_rpc_stream_cbs {
 	void (*on_message)(hsp_rpc_stream_t *s, const ProtobufCMessage *msg, void *ud);
 	void (*on_close)(hsp_rpc_stream_t *s, const struct hsp_rpc_status *st, void *ud);
+	/* Optional: a message has gone out (the queue is shorter). */
+	void (*on_sent)(hsp_rpc_stream_t *s, void *ud);
 };
 
 int hsp_rpc_stream_open(hsp_rpc_loop_t *loop, hsp_rpc_channel_t *ch, const char *path,
@@ -220,5 +228,8 @@ int hsp_rpc_stream_send(hsp_rpc_stream_t *s, const ProtobufCMessage *msg);
 int hsp_rpc_stream_close_send(hsp_rpc_stream_t *s);
 /* Cancels; on_close follows with CANCELLED. */
 void hsp_rpc_stream_cancel(hsp_rpc_stream_t *s);
+/* Bytes of messages queued and not yet handed to grpc: what a sender
+ * faster than the peer reads piles up (the layer does not bound it). */
+size_t hsp_rpc_stream_queued(const hsp_rpc_stream_t *s);
 
 #endif

@@ -120,7 +120,14 @@ static void send_done(struct hsp_rpc_tag *tag, bool ok)
 		pump(s);
 	else
 		hsp_rpc_sendq_clear(&s->sendq);
+	if (ok && !s->closed && s->cbs.on_sent)
+		s->cbs.on_sent(s, s->ud);
 	maybe_close(s);
+}
+
+size_t hsp_rpc_stream_queued(const hsp_rpc_stream_t *s)
+{
+	return s->sendq.bytes;
 }
 
 int hsp_rpc_stream_send(hsp_rpc_stream_t *s, const ProtobufCMessage *msg)

@@ -57,6 +57,53 @@ test_exec_streams_and_exit_code() {
 	ctl ve destroy ex --wait
 }
 
+vm_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# Whether the flood command runs in VE fl, asked of its node's runtime.
+flooding() {
+	local out
+	out=$(node_runtime "$1" exec fl -- ps) || return 0
+	echo "$out" | grep -q '[y]es 0123456789abcdef'
+}
+
+# Output moves as fast as its reader takes it, whole.  A reader that stops
+# taking it costs the controller a bounded amount of memory and its command
+# is stopped, not left printing into a pile; a controller that stops taking
+# it makes the command wait, and the agent's memory stays bounded too.
+test_exec_output_is_flow_controlled() {
+	ctl ve create fl --template busybox --wait
+	assert_eq 100000000 "$(ctl ve exec fl -- head -c 100000000 /dev/zero | wc -c)"
+	local ctl_pid agent_pid node ctl0 agent0 reader
+	node=$(ctl_json '["node"]' ve show fl)
+	ctl_pid=$(cat "$HSP_SIM_DIR/controller/pid")
+	agent_pid=$(cat "$HSP_SIM_DIR/nodes/$node/agent/agent.pid")
+	ctl0=$(vm_rss_kb "$ctl_pid")
+	agent0=$(vm_rss_kb "$agent_pid")
+	# a reader that takes nothing: hspctl blocks on its stdout
+	(hspctl ve exec fl -- yes 0123456789abcdef0123456789abcdef | sleep 60) &
+	reader=$!
+	wait_until 10 flooding "$node"
+	wait_until 30 eval '! flooding "$node"' || fail "the command of a caller that reads nothing still runs"
+	[ $(($(vm_rss_kb "$ctl_pid") - ctl0)) -lt 153600 ] || fail "controller grew by more than 150 MiB"
+	kill "$reader" 2>/dev/null || true
+	wait "$reader" 2>/dev/null || true
+
+	# a reader that takes everything, and a controller that stops for 2.5 s
+	(hspctl ve exec fl -- yes 0123456789abcdef0123456789abcdef >/dev/null 2>&1) &
+	reader=$!
+	wait_until 10 flooding "$node"
+	kill -STOP "$ctl_pid"
+	sleep 2.5
+	local grown=$(($(vm_rss_kb "$agent_pid") - agent0))
+	kill -CONT "$ctl_pid"
+	[ "$grown" -lt 51200 ] || fail "agent grew by $grown KiB while the controller took nothing"
+	kill "$reader" 2>/dev/null || true
+	wait "$reader" 2>/dev/null || true
+	wait_until 30 eval '! flooding "$node"' || fail "the command of a caller that left still runs"
+	assert_eq ok "$(ctl ve exec fl -- echo ok)"
+	ctl ve destroy fl --wait
+}
+
 test_placement_spreads_and_respects_draining() {
 	ctl ve create p1 --template busybox --memory 64M --no-start --wait
 	ctl ve create p2 --template busybox --memory 64M --no-start --wait

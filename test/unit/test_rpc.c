@@ -31,6 +31,7 @@ extern char **environ;
 #define P_SLOW "/t.T/Slow"
 #define P_STREAM "/t.T/Stream"
 #define P_BIDI "/t.T/Bidi"
+#define P_FLOOD "/t.T/Flood"
 
 /* ------------------------------------------------------------ the server */
 
@@ -105,6 +106,25 @@ static void stream(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
 	hsp_rpc_call_finish(call, GRPC_STATUS_OK, NULL);
 }
 
+/* Queues 64 messages of 64 KiB at once, then gives up on the client the
+ * way the controller does with a slow exec caller. */
+static void flood(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
+{
+	(void)req;
+	(void)ud;
+	static uint8_t data[64 << 10];
+	for (int i = 0; i < 64; i++) {
+		Hsp__V1__ExecOutput o = HSP__V1__EXEC_OUTPUT__INIT;
+		o.data.data = data;
+		o.data.len = sizeof(data);
+		ck_assert_int_eq(hsp_rpc_call_send(call, &o.base), 0);
+	}
+	/* One is with grpc; the rest waits, counted. */
+	ck_assert_uint_ge(hsp_rpc_call_queued(call), 62u * sizeof(data));
+	hsp_rpc_call_abort(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "too slow");
+	ck_assert_uint_eq(hsp_rpc_call_queued(call), 0);
+}
+
 static void bidi(hsp_rpc_call_t *call, const ProtobufCMessage *req, void *ud)
 {
 	ck_assert_ptr_null(req);
@@ -144,6 +164,8 @@ static const struct hsp_rpc_method methods[] = {
      &hsp__v1__exec_output__descriptor, stream, NULL, done, 0},
     {P_BIDI, HSP_RPC_BIDI_STREAM, &hsp__v1__exec_output__descriptor,
      &hsp__v1__exec_output__descriptor, bidi, bidi_msg, done, 0},
+    {P_FLOOD, HSP_RPC_SERVER_STREAM, &hsp__v1__ve_ref__descriptor,
+     &hsp__v1__exec_output__descriptor, flood, NULL, done, 0},
 };
 
 struct fx {
@@ -504,7 +526,7 @@ static void cs_close(hsp_rpc_stream_t *s, const struct hsp_rpc_status *st, void 
 	c->s = NULL;
 }
 
-static const struct hsp_rpc_stream_cbs cs_cbs = {cs_msg, cs_close};
+static const struct hsp_rpc_stream_cbs cs_cbs = {.on_message = cs_msg, .on_close = cs_close};
 
 static bool cs_closed(void *arg)
 {
@@ -575,6 +597,91 @@ START_TEST(bidi_echo)
 }
 END_TEST
 
+START_TEST(server_abort_drops_the_queue)
+{
+	struct fx f;
+	fx_start(&f, NULL, NULL, NULL);
+	hsp_rpc_loop_t *loop = client_loop();
+	hsp_rpc_channel_t *ch = channel(f.target, NULL, NULL);
+	struct cstream c = {.order_ok = true};
+	Hsp__V1__VeRef req = HSP__V1__VE_REF__INIT;
+	hsp_error_t err = NULL;
+	ck_assert_int_eq(hsp_rpc_stream_open(loop, ch, P_FLOOD, HSP_RPC_SERVER_STREAM, &req.base,
+					     &hsp__v1__exec_output__descriptor, NULL, 0, 10000,
+					     &cs_cbs, &c, &c.s, &err),
+			 0);
+	ck_assert(run_until(loop, cs_closed, &c, 10000));
+	ck_assert_int_eq(c.code, GRPC_STATUS_RESOURCE_EXHAUSTED);
+	ck_assert_int_lt(c.received, 64);
+	ck_assert(wait_int(&f.st.done_cancelled, 1, 3000));
+	hsp_rpc_loop_free(loop);
+	hsp_rpc_channel_free(ch);
+	fx_stop(&f);
+}
+END_TEST
+
+struct sent_count {
+	int sent;
+	size_t queued_after_each_max;
+};
+
+static void count_sent(hsp_rpc_stream_t *s, void *ud)
+{
+	struct sent_count *n = ud;
+	n->sent++;
+	size_t q = hsp_rpc_stream_queued(s);
+	if (q > n->queued_after_each_max)
+		n->queued_after_each_max = q;
+}
+
+static void sent_close(hsp_rpc_stream_t *s, const struct hsp_rpc_status *st, void *ud)
+{
+	(void)s;
+	(void)st;
+	(void)ud;
+}
+
+static bool sent_200(void *arg)
+{
+	return ((struct sent_count *)arg)->sent >= 200;
+}
+
+/* The queue a client stream holds shrinks as messages go, and on_sent
+ * says when: what the agent's exec flow control is built on. */
+START_TEST(stream_queue_and_on_sent)
+{
+	struct fx f;
+	fx_start(&f, NULL, NULL, NULL);
+	hsp_rpc_loop_t *loop = client_loop();
+	hsp_rpc_channel_t *ch = channel(f.target, NULL, NULL);
+	static const struct hsp_rpc_stream_cbs cbs = {.on_close = sent_close,
+						      .on_sent = count_sent};
+	struct sent_count n = {0};
+	hsp_rpc_stream_t *s = NULL;
+	hsp_error_t err = NULL;
+	ck_assert_int_eq(hsp_rpc_stream_open(loop, ch, P_BIDI, HSP_RPC_BIDI_STREAM, NULL,
+					     &hsp__v1__exec_output__descriptor, NULL, 0, 0, &cbs,
+					     &n, &s, &err),
+			 0);
+	static uint8_t data[1024];
+	for (int i = 0; i < 200; i++) {
+		Hsp__V1__ExecOutput o = HSP__V1__EXEC_OUTPUT__INIT;
+		o.exit_code = i;
+		o.data.data = data;
+		o.data.len = sizeof(data);
+		ck_assert_int_eq(hsp_rpc_stream_send(s, &o.base), 0);
+	}
+	size_t q0 = hsp_rpc_stream_queued(s);
+	ck_assert_uint_ge(q0, 198u * sizeof(data));
+	ck_assert(run_until(loop, sent_200, &n, 10000));
+	ck_assert_uint_eq(hsp_rpc_stream_queued(s), 0);
+	ck_assert_uint_lt(n.queued_after_each_max, q0);
+	hsp_rpc_loop_free(loop);
+	hsp_rpc_channel_free(ch);
+	fx_stop(&f);
+}
+END_TEST
+
 static bool arrived_1(void *arg)
 {
 	return atomic_load(&((struct srv_state *)arg)->arrived) >= 1;
@@ -614,7 +721,7 @@ static int child_main(const char *target)
 	hsp_rpc_loop_t *loop = NULL;
 	hsp_rpc_channel_t *ch = NULL;
 	hsp_rpc_stream_t *s = NULL;
-	static const struct hsp_rpc_stream_cbs cbs = {NULL, child_close};
+	static const struct hsp_rpc_stream_cbs cbs = {.on_close = child_close};
 	Hsp__V1__ExecOutput first = HSP__V1__EXEC_OUTPUT__INIT;
 	if (hsp_rpc_loop_new(&loop, &err) < 0 ||
 	    hsp_rpc_channel_new(target, NULL, NULL, &ch, &err) < 0 ||
@@ -1102,6 +1209,8 @@ int main(int argc, char **argv)
 	    {"stream", server_stream_many},
 	    {"stream", bidi_echo},
 	    {"stream", client_cancel},
+	    {"stream", server_abort_drops_the_queue},
+	    {"stream", stream_queue_and_on_sent},
 	    {"stream", peer_killed},
 	    {"stream", shutdown_open_streams},
 	    {"stream", loop_free_closes_streams},
