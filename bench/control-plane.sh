@@ -9,6 +9,10 @@
 #  3. scale: 1000 simulated agents speaking the node protocol (join, mTLS
 #     session, 1 Hz heartbeats) against one controller: its CPU and RSS.
 # BENCH_ROUNDS (default 5), BENCH_CALLS (5000), BENCH_AGENTS (1000).
+# BENCH_PIN=CPU runs section 1's servers and clients on that one CPU, both
+# pairs alike: on a VM with few vCPUs, which of them the scheduler gives a
+# client and its server (one: ~110 us; two: a wake-up across them each way)
+# decides a run's figure more than the code does.
 # Arguments pick sections (api, create, agents); none: all three.
 set -euo pipefail
 # every failure says where
@@ -27,11 +31,13 @@ cleanup() {
 }
 trap cleanup EXIT
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+PIN=()
+[ -z "${BENCH_PIN:-}" ] || PIN=(taskset -c "$BENCH_PIN")
 SECTIONS=${*:-api create agents}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 start_controller() { # DIR -> sets PORT, TOKEN
-	"$B/src/controller/hsp-controller" --state-dir "$1" --listen 127.0.0.1:0 --socket "" \
+	"${PIN[@]}" "$B/src/controller/hsp-controller" --state-dir "$1" --listen 127.0.0.1:0 --socket "" \
 		--heartbeat-ms 1000 --suspect-ms 3000 --dead-ms 10000 >"$1.log" 2>&1 &
 	pids+=($!)
 	CPID=$!
@@ -45,16 +51,16 @@ echo "== 1. API latency (Cluster.Info over TLS with a bearer token, $CALLS seque
 start_controller "$D/ctl"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/js.key" \
 	-out "$D/js.crt" -subj /CN=js -addext subjectAltName=IP:127.0.0.1 -days 1 2>/dev/null
-node "$REPO/bench/api/js.js" serve 0 "$D/js.crt" "$D/js.key" "$TOKEN" >"$D/js.out" &
+"${PIN[@]}" node "$REPO/bench/api/js.js" serve 0 "$D/js.crt" "$D/js.key" "$TOKEN" >"$D/js.out" &
 pids+=($!)
 for _ in $(seq 100); do grep -q listening "$D/js.out" 2>/dev/null && break; sleep 0.1; done
 JSPORT=$(awk '{print $2}' "$D/js.out")
 for r in $(seq "$ROUNDS"); do
-	"$B/bench/hsp-bench-api" --controller "127.0.0.1:$PORT" --ca "$D/ctl/ca.crt" \
+	"${PIN[@]}" "$B/bench/hsp-bench-api" --controller "127.0.0.1:$PORT" --ca "$D/ctl/ca.crt" \
 		--token "$TOKEN" --calls "$CALLS" >>"$D/c-c"
-	node "$REPO/bench/api/js.js" call "127.0.0.1:$JSPORT" "$D/js.crt" "$TOKEN" "$CALLS" >>"$D/js-js" 2>/dev/null
-	node "$REPO/bench/api/js.js" call "127.0.0.1:$PORT" "$D/ctl/ca.crt" "$TOKEN" "$CALLS" >>"$D/js-c" 2>/dev/null
-	"$B/bench/hsp-bench-api" --controller "127.0.0.1:$JSPORT" --ca "$D/js.crt" \
+	"${PIN[@]}" node "$REPO/bench/api/js.js" call "127.0.0.1:$JSPORT" "$D/js.crt" "$TOKEN" "$CALLS" >>"$D/js-js" 2>/dev/null
+	"${PIN[@]}" node "$REPO/bench/api/js.js" call "127.0.0.1:$PORT" "$D/ctl/ca.crt" "$TOKEN" "$CALLS" >>"$D/js-c" 2>/dev/null
+	"${PIN[@]}" "$B/bench/hsp-bench-api" --controller "127.0.0.1:$JSPORT" --ca "$D/js.crt" \
 		--token "$TOKEN" --calls "$CALLS" >>"$D/c-js"
 done
 printf '%-38s %8s %8s\n' "client -> server" "p50 us" "p99 us"
