@@ -305,15 +305,14 @@ int hc_fence(const struct opts *o, hsp_error_t *err)
 
 /* ---------------------------------------------------------------- revoke */
 
-/* A node that leaves the cluster for good: its sessions are fenced, then
- * its user is removed, so neither a mount it still has nor its keyring
- * reaches the pool again.  A user already gone is not an error. */
+/* A node that leaves the cluster for good: its user is removed first, so
+ * nothing of it authenticates again (its runtime remounts a mount it finds
+ * dead, and would do so between an eviction and the removal), then its
+ * sessions are fenced.  A user already gone is not an error. */
 int hc_revoke(const struct opts *o, hsp_error_t *err)
 {
-	int r = hc_fence(o, err);
 	cleanup_rados rados_t c = NULL;
-	if (r == 0)
-		r = rados_open(o, &c, err);
+	int r = rados_open(o, &c, err);
 	if (r < 0)
 		return r;
 	cleanup_json json_object *cmd = json_object_new_object();
@@ -322,6 +321,8 @@ int hc_revoke(const struct opts *o, hsp_error_t *err)
 	json_object_object_add(cmd, "entity", json_object_new_string(entity));
 	cleanup_free char *out = NULL;
 	r = mon_command(c, json_object_to_json_string(cmd), &out, err);
+	if (r == 0)
+		r = hc_fence(o, err);
 	if (r < 0)
 		return r;
 	printf("removed %s\n", entity);
