@@ -255,6 +255,8 @@ Hsp__V1__VeStatus *command_ve_status(const struct agent_conf *c, const char *nam
 Hsp__V1__AgentMessage *exec_command(struct agent *a, const Hsp__V1__Command *cmd);
 /* Kills the process group of a running EXEC; false when none runs. */
 bool exec_cancel(uint64_t id);
+/* Kills every running EXEC; returns how many. */
+unsigned exec_cancel_all(void);
 /* Exec output's flow control.  Loop thread: a posted chunk of n bytes
  * was taken from the post queue; the session holds `bytes` unsent. */
 void exec_flow_taken(size_t n);

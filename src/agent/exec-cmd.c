@@ -152,6 +152,20 @@ static void flow_reserve(struct exec_ctx *x, size_t len)
 	pthread_mutex_unlock(&flow_lock);
 }
 
+unsigned exec_cancel_all(void)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&running_lock);
+	for (struct exec_ctx *x = running; x; x = x->next) {
+		x->cancelled = true;
+		if (x->pid > 0)
+			kill(-x->pid, SIGKILL);
+		n++;
+	}
+	pthread_mutex_unlock(&running_lock);
+	return n;
+}
+
 static Hsp__V1__AgentMessage *chunk_msg(uint64_t id, int stream, const void *data, size_t len)
 {
 	Hsp__V1__AgentMessage *m = calloc(1, sizeof(*m));

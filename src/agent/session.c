@@ -423,6 +423,12 @@ static void on_close(hsp_rpc_stream_t *st, const struct hsp_rpc_status *status, 
 		hsp_rpc_loop_stop(s->a->loop);
 		return;
 	}
+	/* The controller told their callers the session ended: their output
+	 * has nowhere to go, and nobody is left to cancel them. */
+	unsigned n = exec_cancel_all();
+	if (n)
+		agent_log("session: cancelled %u exec command%s whose callers were told it ended",
+			  n, n == 1 ? "" : "s");
 	lost_contact(s);
 	if (lasted > STABLE_MS)
 		s->backoff_ms = BACKOFF_MIN_MS;
